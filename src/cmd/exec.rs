@@ -1,0 +1,482 @@
+//! The one write path: every command from every door runs through [`execute`].
+//!
+//! `execute` does Redis's `processCommand` checks in Redis's order (unknown command, arity,
+//! auth, transaction queueing, OOM, READONLY, Pub/Sub context), then runs the handler with the
+//! engine locked and, if the command changed the dataset, appends its normalised form to the
+//! write stream before the lock is released — so apply order and stream order are one order.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::args::text;
+use super::blocking::Blocked;
+use super::reply::{CmdError, Reply};
+use super::session::Session;
+use super::table::{flags, lookup, CommandSpec};
+use super::{Argv, Origin};
+use crate::replication::WriteStream;
+use crate::state::ServerState;
+use crate::store::{Db, Entry, Keyspace};
+
+/// Per-command counters for `INFO commandstats`.
+#[derive(Debug, Default, Clone)]
+pub struct CmdStat {
+    /// Calls that ran.
+    pub calls: u64,
+    /// Total microseconds spent.
+    pub usec: u64,
+    /// Calls refused before running (arity, auth, …).
+    pub rejected: u64,
+    /// Calls that ran and returned an error.
+    pub failed: u64,
+}
+
+/// Counters kept under the engine lock.
+#[derive(Debug, Default, Clone)]
+pub struct EngineStats {
+    /// Read lookups that found the key.
+    pub keyspace_hits: u64,
+    /// Read lookups that did not.
+    pub keyspace_misses: u64,
+    /// Keys removed because their time ran out.
+    pub expired_keys: u64,
+    /// Times the active cycle stopped on its time budget.
+    pub expired_time_cap_reached_count: u64,
+    /// Commands executed.
+    pub total_commands_processed: u64,
+    /// Error replies sent.
+    pub total_error_replies: u64,
+}
+
+/// Everything guarded by the engine lock: the data, the write stream and what must change
+/// in the same order as the data.
+#[derive(Debug)]
+pub struct EngineState {
+    /// The data.
+    pub ks: Keyspace,
+    /// The ordered write stream (replication offset, AOF source).
+    pub stream: WriteStream,
+    /// Clients blocked on list keys.
+    pub blocked: Blocked,
+    /// WATCHed keys → the flags of the clients watching them.
+    pub watched: HashMap<(usize, Bytes), Vec<(u64, Arc<AtomicBool>)>>,
+    /// Changes since the last save (`rdb_changes_since_last_save`).
+    pub dirty: u64,
+    /// Counters.
+    pub stats: EngineStats,
+    /// `INFO commandstats`, by full command name.
+    pub cmdstats: HashMap<String, CmdStat>,
+    /// `INFO errorstats`, by error code.
+    pub errorstats: HashMap<String, u64>,
+    /// Whether this server follows a master (no own expiry, READONLY for clients).
+    pub is_replica: bool,
+    /// Randomness for RANDOMKEY, SCAN-free sampling, HRANDFIELD.
+    pub rng: SmallRng,
+}
+
+impl EngineState {
+    /// Returns a fresh state with `databases` empty databases.
+    pub fn new(databases: usize, backlog: usize) -> Self {
+        EngineState {
+            ks: Keyspace::new(databases),
+            stream: WriteStream::new(backlog),
+            blocked: Blocked::default(),
+            watched: HashMap::new(),
+            dirty: 0,
+            stats: EngineStats::default(),
+            cmdstats: HashMap::new(),
+            errorstats: HashMap::new(),
+            is_replica: false,
+            rng: SmallRng::from_entropy(),
+        }
+    }
+
+    /// Marks WATCHers of `key` as dirty (Redis's `signalModifiedKey` → `touchWatchedKey`).
+    pub fn touch(&mut self, db: usize, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(w) = self.watched.get(&(db, Bytes::copy_from_slice(key))) {
+            for (_, flag) in w {
+                flag.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Marks every WATCHer of a key in `db` as dirty (FLUSHDB, SWAPDB).
+    pub fn touch_db(&mut self, db: usize) {
+        for ((d, _), w) in &self.watched {
+            if *d == db {
+                for (_, flag) in w {
+                    flag.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Counts an error reply under its code.
+    pub fn count_error(&mut self, text: &str) {
+        let code = text.split(' ').next().unwrap_or("ERR");
+        *self.errorstats.entry(code.to_string()).or_default() += 1;
+        self.stats.total_error_replies += 1;
+    }
+}
+
+/// The engine: the lock around [`EngineState`].
+#[derive(Debug)]
+pub struct Engine {
+    state: Mutex<EngineState>,
+}
+
+impl Engine {
+    /// Returns an engine over empty databases.
+    pub fn new(databases: usize, backlog: usize) -> Self {
+        Engine {
+            state: Mutex::new(EngineState::new(databases, backlog)),
+        }
+    }
+
+    /// Locks the engine. Held only for CPU work, never across an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, EngineState> {
+        // A panic while holding the lock poisons it; the data is still consistent per command,
+        // so keep serving rather than take every client down.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What a blocked command waits for; the connection awaits it after the lock is released.
+#[derive(Debug)]
+pub struct BlockRequest {
+    /// Delivers the reply when another client's push serves this one.
+    pub rx: tokio::sync::oneshot::Receiver<Reply>,
+    /// The waiter's id in [`Blocked`], to withdraw it on timeout or disconnect.
+    pub waiter: u64,
+    /// How long to wait (`None` = forever).
+    pub timeout: Option<Duration>,
+    /// The reply on timeout (`*-1` or `$-1`, per command).
+    pub timeout_reply: Reply,
+}
+
+/// The context a handler runs in.
+pub struct Ctx<'a> {
+    /// Engine state, locked.
+    pub st: &'a mut EngineState,
+    /// The calling client's session.
+    pub sess: &'a mut Session,
+    /// Server-wide state (config, clients, pub/sub, stats).
+    pub srv: &'a ServerState,
+    /// Unix ms at command start (Redis caches it per command, too).
+    pub now: i64,
+    /// Changes made by this command.
+    pub dirty: u64,
+    /// Normalised commands to log instead of the original argv.
+    pub rewrite: Option<Vec<Argv>>,
+    /// List keys that received elements (serve blocked clients afterwards).
+    pub ready: Vec<(usize, Bytes)>,
+    /// Set by a blocking command that found nothing.
+    pub block: Option<BlockRequest>,
+    /// False inside MULTI/EXEC and for non-client origins: blocking commands answer at once.
+    pub may_block: bool,
+}
+
+impl<'a> Ctx<'a> {
+    /// Returns the selected database.
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.st.ks.dbs[self.sess.db]
+    }
+
+    /// Returns the index of the selected database.
+    pub fn dbi(&self) -> usize {
+        self.sess.db
+    }
+
+    /// Reports whether `key` in database `db` has expired; deletes it on a master
+    /// (propagating `DEL`, as Redis's `expireIfNeeded`).
+    pub fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
+        let Some(at) = self.st.ks.dbs[db].get(key).and_then(|e| e.expire_at) else {
+            return false;
+        };
+        if at > self.now {
+            return false;
+        }
+        if self.st.is_replica {
+            // A replica waits for its master's DEL; the master's own stream still sees the key.
+            return self.sess.origin != Origin::Master;
+        }
+        self.st.ks.dbs[db].remove(key);
+        self.st.stats.expired_keys += 1;
+        let del = vec![Bytes::from_static(b"DEL"), Bytes::copy_from_slice(key)];
+        self.st.stream.append(db, &del);
+        self.st.touch(db, key);
+        true
+    }
+
+    /// Looks a key up for reading: expiry applied, hits/misses counted, access time updated.
+    pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Entry> {
+        let db = self.sess.db;
+        if self.expire_if_needed(db, key) {
+            self.st.stats.keyspace_misses += 1;
+            return None;
+        }
+        match self.st.ks.dbs[db].get(key) {
+            Some(_) => self.st.stats.keyspace_hits += 1,
+            None => self.st.stats.keyspace_misses += 1,
+        }
+        self.st.ks.dbs[db].get(key)
+    }
+
+    /// Looks a key up for writing (expiry applied, no hit counting).
+    pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let db = self.sess.db;
+        if self.expire_if_needed(db, key) {
+            return None;
+        }
+        self.st.ks.dbs[db].get_mut(key)
+    }
+
+    /// Reports whether a live key exists, without counting a hit or miss.
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        let db = self.sess.db;
+        !self.expire_if_needed(db, key) && self.st.ks.dbs[db].get(key).is_some()
+    }
+
+    /// Records that the command changed the dataset `n` times.
+    pub fn add_dirty(&mut self, n: u64) {
+        self.dirty += n;
+    }
+
+    /// Replaces what is logged for this command with `argv` (may be called several times).
+    pub fn propagate(&mut self, argv: Argv) {
+        self.rewrite.get_or_insert_with(Vec::new).push(argv);
+    }
+
+    /// Signals that `key` in the selected database was modified (WATCH).
+    pub fn touch(&mut self, key: &[u8]) {
+        let db = self.sess.db;
+        self.st.touch(db, key);
+    }
+
+    /// Signals that list `key` received elements, so blocked clients are served.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        if self.st.blocked.has_waiters(self.sess.db, key) {
+            self.ready.push((self.sess.db, Bytes::copy_from_slice(key)));
+        }
+    }
+}
+
+/// The outcome of one command for the connection.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The reply (already counted in stats).
+    pub reply: Reply,
+    /// A block to await, for blocking commands.
+    pub block: Option<BlockRequest>,
+}
+
+fn unknown_command(argv: &[Bytes]) -> String {
+    let name: String = text(&argv[0]).chars().take(128).collect();
+    let mut args = String::new();
+    for a in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let t: String = text(a).chars().take(room).collect();
+        args.push_str(&format!("'{t}' "));
+    }
+    format!("ERR unknown command '{name}', with args beginning with: {args}")
+}
+
+/// Checks one command against Redis's `processCommand` rules; returns the spec or the error
+/// reply (and whether it must abort a surrounding MULTI).
+fn check(
+    srv: &ServerState,
+    sess: &Session,
+    argv: &[Bytes],
+) -> Result<&'static CommandSpec, (String, bool)> {
+    let Some(spec) = lookup(&argv[0]) else {
+        return Err((unknown_command(argv), true));
+    };
+    if !spec.arity_ok(argv.len()) {
+        return Err((CmdError::Arity(spec.name.to_string()).to_string(), true));
+    }
+    if sess.origin == Origin::Master || sess.origin == Origin::AofLoad {
+        return Ok(spec);
+    }
+    if !sess.authenticated && !spec.has(flags::NO_AUTH) {
+        return Err((CmdError::NoAuth.to_string(), false));
+    }
+    if sess.multi.is_some() && spec.has(flags::NO_MULTI) {
+        return Err(("ERR Command not allowed inside a transaction".into(), true));
+    }
+    if spec.has(flags::DENYOOM) && srv.over_maxmemory() {
+        return Err((CmdError::Oom.to_string(), true));
+    }
+    if spec.has(flags::WRITE) && srv.is_read_only_replica() {
+        return Err((CmdError::ReadOnly.to_string(), true));
+    }
+    if sess.in_pubsub_context() && !spec.has(flags::PUBSUB_CONTEXT) {
+        return Err((
+            format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                spec.name
+            ),
+            false,
+        ));
+    }
+    Ok(spec)
+}
+
+/// Executes one command for `sess`: checks, MULTI queueing, the handler, propagation, stats.
+pub fn execute(srv: &ServerState, sess: &mut Session, argv: Argv) -> Outcome {
+    let mut st = srv.engine.lock();
+    let spec = match check(srv, sess, &argv) {
+        Ok(spec) => spec,
+        Err((text, abort_multi)) => {
+            if abort_multi && sess.multi.is_some() {
+                sess.multi_error = true;
+            }
+            if let Some(spec) = lookup(&argv[0]) {
+                st.cmdstats
+                    .entry(spec.name.to_string())
+                    .or_default()
+                    .rejected += 1;
+            }
+            st.count_error(&text);
+            return Outcome {
+                reply: Reply::Error(text),
+                block: None,
+            };
+        }
+    };
+    if sess.multi.is_some() && !spec.has(flags::TXN_CONTROL) {
+        if let Some(q) = sess.multi.as_mut() {
+            q.push(argv);
+        }
+        return Outcome {
+            reply: Reply::Simple("QUEUED".into()),
+            block: None,
+        };
+    }
+    let may_block = sess.origin == Origin::Client;
+    run_locked(srv, &mut st, sess, spec, argv, may_block)
+}
+
+/// Runs a checked command with the lock held: handler, propagation, blocked-client service,
+/// statistics. EXEC calls this for each queued command under a single lock.
+pub fn run_locked(
+    srv: &ServerState,
+    st: &mut EngineState,
+    sess: &mut Session,
+    spec: &'static CommandSpec,
+    argv: Argv,
+    may_block: bool,
+) -> Outcome {
+    let start = Instant::now();
+    let now = srv.clock.now_ms();
+    let mut ctx = Ctx {
+        st,
+        sess,
+        srv,
+        now,
+        dirty: 0,
+        rewrite: None,
+        ready: Vec::new(),
+        block: None,
+        may_block,
+    };
+    let result = (spec.handler)(&mut ctx, &argv);
+    let reply = match result {
+        Ok(r) => r,
+        Err(e) => Reply::Error(e.to_string()),
+    };
+    let Ctx {
+        st,
+        sess,
+        dirty,
+        rewrite,
+        ready,
+        block,
+        ..
+    } = ctx;
+    if dirty > 0 {
+        st.dirty += dirty;
+        let db = sess.db;
+        match rewrite {
+            Some(cmds) => {
+                for c in &cmds {
+                    st.stream.append(db, c);
+                }
+            }
+            None => st.stream.append(db, &argv),
+        }
+    }
+    if !ready.is_empty() {
+        super::blocking::serve_ready(srv, st, ready, now);
+    }
+    let usec = start.elapsed().as_micros() as u64;
+    st.stats.total_commands_processed += 1;
+    let stat = st.cmdstats.entry(spec.name.to_string()).or_default();
+    stat.calls += 1;
+    stat.usec += usec;
+    if let Reply::Error(e) = &reply {
+        stat.failed += 1;
+        let e = e.clone();
+        st.count_error(&e);
+    }
+    srv.after_command(sess, spec, &argv, usec);
+    Outcome { reply, block }
+}
+
+/// Executes a batch of commands from a non-client door (forward mapping, AOF replay, the
+/// master's stream) under one lock acquisition; returns the replies and the stream offset
+/// after the batch, which callers wait on for durability.
+pub fn execute_batch(
+    srv: &ServerState,
+    origin: Origin,
+    db: usize,
+    batch: Vec<Argv>,
+) -> (Vec<Reply>, u64) {
+    let mut sess = Session::internal(origin, db);
+    let mut st = srv.engine.lock();
+    let mut replies = Vec::with_capacity(batch.len());
+    for argv in batch {
+        if argv.is_empty() {
+            continue;
+        }
+        match check(srv, &sess, &argv) {
+            Ok(spec) => {
+                let out = run_locked(srv, &mut st, &mut sess, spec, argv, false);
+                replies.push(out.reply);
+            }
+            Err((text, _)) => replies.push(Reply::Error(text)),
+        }
+    }
+    let offset = st.stream.offset();
+    (replies, offset)
+}
+
+/// Runs `f` with a handler context for `sess` (connection set-up and clean-up work that
+/// must see the engine, such as dropping WATCHes and subscriptions on disconnect).
+pub fn with_ctx<T>(srv: &ServerState, sess: &mut Session, f: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
+    let mut st = srv.engine.lock();
+    let now = srv.clock.now_ms();
+    let mut ctx = Ctx {
+        st: &mut st,
+        sess,
+        srv,
+        now,
+        dirty: 0,
+        rewrite: None,
+        ready: Vec::new(),
+        block: None,
+        may_block: false,
+    };
+    f(&mut ctx)
+}

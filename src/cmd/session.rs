@@ -1,0 +1,121 @@
+//! Per-client session state: what Redis keeps in `client` apart from the socket.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::{Argv, Origin, Reply};
+use crate::resp::Protocol;
+use crate::state::ClientInfo;
+
+/// `CLIENT REPLY` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Replies are sent.
+    On,
+    /// No replies until `CLIENT REPLY ON`.
+    Off,
+    /// The next command's reply is dropped.
+    Skip,
+}
+
+/// One client's state.
+#[derive(Debug)]
+pub struct Session {
+    /// Client id (`CLIENT ID`).
+    pub id: u64,
+    /// Where the commands come from.
+    pub origin: Origin,
+    /// Selected database.
+    pub db: usize,
+    /// RESP version.
+    pub proto: Protocol,
+    /// Passed AUTH (or no password is set).
+    pub authenticated: bool,
+    /// Commands queued by MULTI; `None` outside a transaction.
+    pub multi: Option<Vec<Argv>>,
+    /// A queued command was refused: EXEC answers EXECABORT.
+    pub multi_error: bool,
+    /// Set when a WATCHed key changes.
+    pub watch_dirty: Arc<AtomicBool>,
+    /// WATCHed keys, with whether each was already expired when watched.
+    pub watched: Vec<(usize, Bytes, bool)>,
+    /// Subscribed channels.
+    pub channels: BTreeSet<Bytes>,
+    /// Subscribed patterns.
+    pub patterns: BTreeSet<Bytes>,
+    /// CLIENT REPLY mode.
+    pub reply_mode: ReplyMode,
+    /// Close once the current replies are written (QUIT, protocol errors, CLIENT KILL).
+    pub close_after_reply: bool,
+    /// Pushes for this client: pub/sub messages and MONITOR lines.
+    pub push_tx: Option<mpsc::UnboundedSender<Reply>>,
+    /// Shared, observable facts (CLIENT LIST); `None` for internal sessions.
+    pub info: Option<Arc<ClientInfo>>,
+    /// The client is a MONITOR.
+    pub monitor: bool,
+}
+
+impl Session {
+    /// Returns a session for a RESP client.
+    pub fn client(
+        id: u64,
+        authenticated: bool,
+        info: Arc<ClientInfo>,
+        push_tx: mpsc::UnboundedSender<Reply>,
+    ) -> Self {
+        Session {
+            id,
+            origin: Origin::Client,
+            db: 0,
+            proto: Protocol::Resp2,
+            authenticated,
+            multi: None,
+            multi_error: false,
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            push_tx: Some(push_tx),
+            info: Some(info),
+            monitor: false,
+        }
+    }
+
+    /// Returns a session for an internal door (forward, master stream, AOF replay).
+    pub fn internal(origin: Origin, db: usize) -> Self {
+        Session {
+            id: 0,
+            origin,
+            db,
+            proto: Protocol::Resp2,
+            authenticated: true,
+            multi: None,
+            multi_error: false,
+            watch_dirty: Arc::new(AtomicBool::new(false)),
+            watched: Vec::new(),
+            channels: BTreeSet::new(),
+            patterns: BTreeSet::new(),
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            push_tx: None,
+            info: None,
+            monitor: false,
+        }
+    }
+
+    /// Returns the number of channel and pattern subscriptions.
+    pub fn subscription_count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// Reports whether only subscribe-mode commands are allowed (RESP2 with subscriptions).
+    pub fn in_pubsub_context(&self) -> bool {
+        self.proto == Protocol::Resp2 && self.subscription_count() > 0
+    }
+}

@@ -1,0 +1,848 @@
+//! One configuration tree: embedded defaults < TOML file < command-line flags, plus
+//! `CONFIG GET/SET` at run time.
+//!
+//! Every setting Redis also has uses Redis's own name and value syntax (`port`, `save`,
+//! `maxmemory 1gb`, `appendonly yes`, `replicaof "host port"`), in the file, on the command line
+//! (`--port 6380`) and in `CONFIG`. All three go through one table of parameters, so a name means
+//! the same thing everywhere and an unknown name is an error that says which.
+
+use std::path::{Path, PathBuf};
+
+/// A configuration problem, naming the setting at fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A name no parameter has.
+    #[error("unknown setting '{0}'")]
+    Unknown(String),
+    /// A value the parameter does not accept.
+    #[error("invalid value for '{name}': {reason}")]
+    Invalid {
+        /// The setting.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file could not be read or is not TOML.
+    #[error("cannot read config file {path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The whole configuration is inconsistent (checked by `validate`).
+    #[error("{0}")]
+    Validation(String),
+}
+
+/// How often the AOF is fsynced (`appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendFsync {
+    /// After every write.
+    Always,
+    /// Once a second.
+    Everysec,
+    /// Left to the OS.
+    No,
+}
+
+/// When the forward door acks a chunk (`[forward] ack_after`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckAfter {
+    /// Once the chunk's commands are applied.
+    Applied,
+    /// Once they are fsynced to the AOF.
+    Fsynced,
+    /// Once `ack_replicas` replicas have them.
+    Replicated,
+}
+
+/// Forward-door settings, with fluentd's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// TCP and UDP port (fluentd's 24224).
+    pub port: u16,
+    /// Shared key for the handshake; empty disables it.
+    pub shared_key: String,
+    /// Hostname announced in HELO/PONG.
+    pub self_hostname: String,
+    /// Largest chunk accepted, in bytes.
+    pub chunk_size_limit: u64,
+    /// Ack policy.
+    pub ack_after: AckAfter,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            bind: "127.0.0.1".into(),
+            port: 24224,
+            shared_key: String::new(),
+            self_hostname: "kura".into(),
+            chunk_size_limit: 16 * 1024 * 1024,
+            ack_after: AckAfter::Applied,
+        }
+    }
+}
+
+/// HTTP-door settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub bind: String,
+    /// Port (redis_exporter's 9121).
+    pub port: u16,
+    /// Bearer token; empty disables auth.
+    pub token: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: "127.0.0.1".into(),
+            port: 9121,
+            token: String::new(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Addresses the RESP door binds (`bind`, space separated).
+    pub bind: Vec<String>,
+    /// RESP port.
+    pub port: u16,
+    /// Refuse non-loopback binds without a password.
+    pub protected_mode: bool,
+    /// Password for the default user; empty means none.
+    pub requirepass: String,
+    /// Number of databases.
+    pub databases: usize,
+    /// Most simultaneous clients.
+    pub maxclients: usize,
+    /// Idle client timeout in seconds (0 = never).
+    pub timeout: u64,
+    /// TCP keepalive period in seconds (0 = off).
+    pub tcp_keepalive: u64,
+    /// Data directory.
+    pub dir: PathBuf,
+    /// RDB file name.
+    pub dbfilename: String,
+    /// Save points: (seconds, changes).
+    pub save: Vec<(u64, u64)>,
+    /// LZF-compress strings in RDB files.
+    pub rdbcompression: bool,
+    /// Write and check the RDB CRC64.
+    pub rdbchecksum: bool,
+    /// Refuse writes after a failed background save.
+    pub stop_writes_on_bgsave_error: bool,
+    /// Keep an append-only file.
+    pub appendonly: bool,
+    /// AOF fsync policy.
+    pub appendfsync: AppendFsync,
+    /// AOF base name.
+    pub appendfilename: String,
+    /// AOF directory (inside `dir`).
+    pub appenddirname: String,
+    /// Master to follow: (host, port).
+    pub replicaof: Option<(String, u16)>,
+    /// Password for the master.
+    pub masterauth: String,
+    /// User for the master.
+    pub masteruser: String,
+    /// Replicas refuse writes.
+    pub replica_read_only: bool,
+    /// Replication backlog bytes.
+    pub repl_backlog_size: u64,
+    /// Memory limit in bytes (0 = none).
+    pub maxmemory: u64,
+    /// What to do at the memory limit (kura supports `noeviction`).
+    pub maxmemory_policy: String,
+    /// Largest bulk argument.
+    pub proto_max_bulk_len: u64,
+    /// Largest unparsed client input.
+    pub client_query_buffer_limit: u64,
+    /// Background task frequency.
+    pub hz: u32,
+    /// Log level (Redis names: debug, verbose, notice, warning).
+    pub loglevel: String,
+    /// Log file; empty for standard output.
+    pub logfile: String,
+    /// SLOWLOG threshold in microseconds (negative disables).
+    pub slowlog_log_slower_than: i64,
+    /// SLOWLOG length.
+    pub slowlog_max_len: u64,
+    /// Hash listpack limit (entries).
+    pub hash_max_listpack_entries: u64,
+    /// Hash listpack limit (value bytes).
+    pub hash_max_listpack_value: u64,
+    /// List node size (`-2` = 8 KiB).
+    pub list_max_listpack_size: i64,
+    /// Forward door.
+    pub forward: ForwardConfig,
+    /// HTTP door.
+    pub http: HttpConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: vec!["127.0.0.1".into()],
+            port: 6379,
+            protected_mode: true,
+            requirepass: String::new(),
+            databases: 16,
+            maxclients: 10000,
+            timeout: 0,
+            tcp_keepalive: 300,
+            dir: PathBuf::from("./data"),
+            dbfilename: "dump.rdb".into(),
+            save: vec![(3600, 1), (300, 100), (60, 10000)],
+            rdbcompression: true,
+            rdbchecksum: true,
+            stop_writes_on_bgsave_error: true,
+            appendonly: false,
+            appendfsync: AppendFsync::Everysec,
+            appendfilename: "appendonly.aof".into(),
+            appenddirname: "appendonlydir".into(),
+            replicaof: None,
+            masterauth: String::new(),
+            masteruser: String::new(),
+            replica_read_only: true,
+            repl_backlog_size: 1024 * 1024,
+            maxmemory: 0,
+            maxmemory_policy: "noeviction".into(),
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            hz: 10,
+            loglevel: "notice".into(),
+            logfile: String::new(),
+            slowlog_log_slower_than: 10000,
+            slowlog_max_len: 128,
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+            forward: ForwardConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+// ---- VALUE SYNTAX ----
+
+/// Parses Redis's booleans: `yes`/`no` (TOML `true`/`false` arrive as those words).
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// Parses a memory size with Redis's units (`1k` = 1000, `1kb` = 1024, … `gb`).
+pub fn parse_memory(v: &str) -> Result<u64, String> {
+    let lower = v.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (num, unit) = lower.split_at(split);
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err("argument must be a memory value".into()),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| "argument must be a memory value".to_string())?;
+    n.checked_mul(mul)
+        .ok_or_else(|| "argument must be a memory value".to_string())
+}
+
+fn parse_int<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+fn parse_save(v: &str) -> Result<Vec<(u64, u64)>, String> {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    if words.len() % 2 != 0 {
+        return Err("Invalid save parameters".into());
+    }
+    words
+        .chunks(2)
+        .map(|p| {
+            let s = p[0]
+                .parse()
+                .map_err(|_| "Invalid save parameters".to_string())?;
+            let c = p[1]
+                .parse()
+                .map_err(|_| "Invalid save parameters".to_string())?;
+            Ok((s, c))
+        })
+        .collect()
+}
+
+fn parse_replicaof(v: &str) -> Result<Option<(String, u16)>, String> {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Ok(None),
+        [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => Ok(None),
+        [host, port] => Ok(Some((
+            host.to_string(),
+            port.parse().map_err(|_| "bad port")?,
+        ))),
+        _ => Err("expected \"<host> <port>\"".into()),
+    }
+}
+
+// ---- THE PARAMETER TABLE ----
+
+type Getter = fn(&Config) -> String;
+type Setter = fn(&mut Config, &str) -> Result<(), String>;
+
+/// One named setting: how to read it and how to set it from text.
+pub struct Param {
+    /// The name, as in Redis (or `forward.<fluentd name>` / `http.<name>`).
+    pub name: &'static str,
+    /// Reads the current value as `CONFIG GET` shows it.
+    pub get: Getter,
+    /// Sets it from text, with Redis's syntax.
+    pub set: Setter,
+    /// Whether `CONFIG SET` may change it on a running server.
+    pub mutable: bool,
+}
+
+macro_rules! param {
+    ($name:literal, $mutable:expr, |$c:ident| $get:expr, |$cs:ident, $v:ident| $set:expr) => {
+        Param {
+            name: $name,
+            get: |$c: &Config| $get,
+            set: |$cs: &mut Config, $v: &str| {
+                $set;
+                Ok(())
+            },
+            mutable: $mutable,
+        }
+    };
+}
+
+/// Every setting kura has, in `CONFIG GET *` order.
+pub static PARAMS: &[Param] = &[
+    param!("bind", false, |c| c.bind.join(" "), |c, v| c.bind =
+        v.split_whitespace().map(String::from).collect()),
+    param!("port", false, |c| c.port.to_string(), |c, v| c.port =
+        parse_int(v)?),
+    param!(
+        "protected-mode",
+        true,
+        |c| yes_no(c.protected_mode),
+        |c, v| c.protected_mode = parse_bool(v)?
+    ),
+    param!("requirepass", true, |c| c.requirepass.clone(), |c, v| c
+        .requirepass =
+        v.to_string()),
+    param!("databases", false, |c| c.databases.to_string(), |c, v| c
+        .databases =
+        parse_int(v)?),
+    param!("maxclients", true, |c| c.maxclients.to_string(), |c, v| c
+        .maxclients =
+        parse_int(v)?),
+    param!("timeout", true, |c| c.timeout.to_string(), |c, v| c
+        .timeout =
+        parse_int(v)?),
+    param!(
+        "tcp-keepalive",
+        true,
+        |c| c.tcp_keepalive.to_string(),
+        |c, v| c.tcp_keepalive = parse_int(v)?
+    ),
+    param!("dir", true, |c| c.dir.display().to_string(), |c, v| c.dir =
+        PathBuf::from(v)),
+    param!("dbfilename", true, |c| c.dbfilename.clone(), |c, v| c
+        .dbfilename =
+        v.to_string()),
+    param!(
+        "save",
+        true,
+        |c| c
+            .save
+            .iter()
+            .map(|(s, n)| format!("{s} {n}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        |c, v| c.save = parse_save(v)?
+    ),
+    param!(
+        "rdbcompression",
+        true,
+        |c| yes_no(c.rdbcompression),
+        |c, v| c.rdbcompression = parse_bool(v)?
+    ),
+    param!("rdbchecksum", true, |c| yes_no(c.rdbchecksum), |c, v| c
+        .rdbchecksum =
+        parse_bool(v)?),
+    param!(
+        "stop-writes-on-bgsave-error",
+        true,
+        |c| yes_no(c.stop_writes_on_bgsave_error),
+        |c, v| c.stop_writes_on_bgsave_error = parse_bool(v)?
+    ),
+    param!("appendonly", true, |c| yes_no(c.appendonly), |c, v| c
+        .appendonly =
+        parse_bool(v)?),
+    param!(
+        "appendfsync",
+        true,
+        |c| match c.appendfsync {
+            AppendFsync::Always => "always".into(),
+            AppendFsync::Everysec => "everysec".into(),
+            AppendFsync::No => "no".into(),
+        },
+        |c, v| c.appendfsync = match v.to_ascii_lowercase().as_str() {
+            "always" => AppendFsync::Always,
+            "everysec" => AppendFsync::Everysec,
+            "no" => AppendFsync::No,
+            _ =>
+                return Err("argument(s) must be one of the following: always, everysec, no".into()),
+        }
+    ),
+    param!(
+        "appendfilename",
+        false,
+        |c| c.appendfilename.clone(),
+        |c, v| c.appendfilename = v.to_string()
+    ),
+    param!(
+        "appenddirname",
+        false,
+        |c| c.appenddirname.clone(),
+        |c, v| c.appenddirname = v.to_string()
+    ),
+    param!(
+        "replicaof",
+        false,
+        |c| c
+            .replicaof
+            .as_ref()
+            .map(|(h, p)| format!("{h} {p}"))
+            .unwrap_or_default(),
+        |c, v| c.replicaof = parse_replicaof(v)?
+    ),
+    param!("masterauth", true, |c| c.masterauth.clone(), |c, v| c
+        .masterauth =
+        v.to_string()),
+    param!("masteruser", true, |c| c.masteruser.clone(), |c, v| c
+        .masteruser =
+        v.to_string()),
+    param!(
+        "replica-read-only",
+        true,
+        |c| yes_no(c.replica_read_only),
+        |c, v| c.replica_read_only = parse_bool(v)?
+    ),
+    param!(
+        "repl-backlog-size",
+        true,
+        |c| c.repl_backlog_size.to_string(),
+        |c, v| c.repl_backlog_size = parse_memory(v)?
+    ),
+    param!("maxmemory", true, |c| c.maxmemory.to_string(), |c, v| c
+        .maxmemory =
+        parse_memory(v)?),
+    param!(
+        "maxmemory-policy",
+        true,
+        |c| c.maxmemory_policy.clone(),
+        |c, v| {
+            if !v.eq_ignore_ascii_case("noeviction") {
+                return Err(
+                    "kura supports only 'noeviction': a log store never drops records".into(),
+                );
+            }
+            c.maxmemory_policy = v.to_ascii_lowercase()
+        }
+    ),
+    param!(
+        "proto-max-bulk-len",
+        true,
+        |c| c.proto_max_bulk_len.to_string(),
+        |c, v| c.proto_max_bulk_len = parse_memory(v)?
+    ),
+    param!(
+        "client-query-buffer-limit",
+        true,
+        |c| c.client_query_buffer_limit.to_string(),
+        |c, v| c.client_query_buffer_limit = parse_memory(v)?
+    ),
+    param!("hz", true, |c| c.hz.to_string(), |c, v| c.hz =
+        parse_int(v)?),
+    param!("loglevel", true, |c| c.loglevel.clone(), |c, v| {
+        let l = v.to_ascii_lowercase();
+        if !["debug", "verbose", "notice", "warning", "nothing"].contains(&l.as_str()) {
+            return Err(
+                    "argument(s) must be one of the following: debug, verbose, notice, warning, nothing"
+                        .into(),
+                );
+        }
+        c.loglevel = l
+    }),
+    param!("logfile", false, |c| c.logfile.clone(), |c, v| c.logfile =
+        v.to_string()),
+    param!(
+        "slowlog-log-slower-than",
+        true,
+        |c| c.slowlog_log_slower_than.to_string(),
+        |c, v| c.slowlog_log_slower_than = parse_int(v)?
+    ),
+    param!(
+        "slowlog-max-len",
+        true,
+        |c| c.slowlog_max_len.to_string(),
+        |c, v| c.slowlog_max_len = parse_int(v)?
+    ),
+    param!(
+        "hash-max-listpack-entries",
+        true,
+        |c| c.hash_max_listpack_entries.to_string(),
+        |c, v| c.hash_max_listpack_entries = parse_int(v)?
+    ),
+    param!(
+        "hash-max-listpack-value",
+        true,
+        |c| c.hash_max_listpack_value.to_string(),
+        |c, v| c.hash_max_listpack_value = parse_int(v)?
+    ),
+    param!(
+        "list-max-listpack-size",
+        true,
+        |c| c.list_max_listpack_size.to_string(),
+        |c, v| c.list_max_listpack_size = parse_int(v)?
+    ),
+    param!("forward.bind", false, |c| c.forward.bind.clone(), |c, v| {
+        c.forward.bind = v.to_string()
+    }),
+    param!(
+        "forward.port",
+        false,
+        |c| c.forward.port.to_string(),
+        |c, v| c.forward.port = parse_int(v)?
+    ),
+    param!(
+        "forward.shared_key",
+        false,
+        |c| c.forward.shared_key.clone(),
+        |c, v| c.forward.shared_key = v.to_string()
+    ),
+    param!(
+        "forward.self_hostname",
+        false,
+        |c| c.forward.self_hostname.clone(),
+        |c, v| c.forward.self_hostname = v.to_string()
+    ),
+    param!(
+        "forward.chunk_size_limit",
+        false,
+        |c| c.forward.chunk_size_limit.to_string(),
+        |c, v| c.forward.chunk_size_limit = parse_memory(v)?
+    ),
+    param!(
+        "forward.ack_after",
+        false,
+        |c| match c.forward.ack_after {
+            AckAfter::Applied => "applied".into(),
+            AckAfter::Fsynced => "fsynced".into(),
+            AckAfter::Replicated => "replicated".into(),
+        },
+        |c, v| c.forward.ack_after = match v {
+            "applied" => AckAfter::Applied,
+            "fsynced" => AckAfter::Fsynced,
+            "replicated" => AckAfter::Replicated,
+            _ => return Err("must be one of: applied, fsynced, replicated".into()),
+        }
+    ),
+    param!("http.bind", false, |c| c.http.bind.clone(), |c, v| c
+        .http
+        .bind =
+        v.to_string()),
+    param!("http.port", false, |c| c.http.port.to_string(), |c, v| c
+        .http
+        .port =
+        parse_int(v)?),
+    param!("http.token", false, |c| c.http.token.clone(), |c, v| c
+        .http
+        .token =
+        v.to_string()),
+];
+
+/// Finds a parameter by name (case-insensitive, `slaveof` as an alias of `replicaof`).
+pub fn find_param(name: &str) -> Option<&'static Param> {
+    let lower = name.to_ascii_lowercase();
+    let lower = match lower.as_str() {
+        "slaveof" => "replicaof".to_string(),
+        "slave-read-only" => "replica-read-only".to_string(),
+        _ => lower,
+    };
+    PARAMS.iter().find(|p| p.name == lower)
+}
+
+impl Config {
+    /// Sets one parameter from text, as a config file line, a flag or `CONFIG SET` would.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let p = find_param(name).ok_or_else(|| ConfigError::Unknown(name.to_string()))?;
+        (p.set)(self, value).map_err(|reason| ConfigError::Invalid {
+            name: name.to_string(),
+            reason,
+        })
+    }
+
+    /// Reads one parameter as text.
+    pub fn get(&self, name: &str) -> Option<String> {
+        find_param(name).map(|p| (p.get)(self))
+    }
+
+    /// Applies a TOML document: top-level keys are Redis settings, `[forward]` and `[http]`
+    /// tables hold those doors' settings.
+    pub fn apply_toml(&mut self, text: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::File {
+                path: String::new(),
+                reason: e.to_string(),
+            })?;
+        for (key, value) in &table {
+            match (key.as_str(), value) {
+                ("forward" | "http", toml::Value::Table(t)) => {
+                    for (k, v) in t {
+                        self.set(
+                            &format!("{key}.{k}"),
+                            &toml_scalar(&format!("{key}.{k}"), v)?,
+                        )?;
+                    }
+                }
+                _ => self.set(key, &toml_scalar(key, value)?)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads a TOML file over the current values.
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        self.apply_toml(&text).map_err(|e| match e {
+            ConfigError::File { reason, .. } => ConfigError::File {
+                path: path.display().to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// Builds a configuration from command-line arguments (without the program name):
+    /// `--config FILE` first, then Redis-style `--name value` pairs over it.
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Config, ConfigError> {
+        let args: Vec<String> = args.into_iter().collect();
+        let mut file = None;
+        let mut pairs = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let a = &args[i];
+            let Some(name) = a.strip_prefix("--") else {
+                return Err(ConfigError::Validation(format!(
+                    "unexpected argument '{a}': settings are given as --name value"
+                )));
+            };
+            let value = args
+                .get(i + 1)
+                .cloned()
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: name.to_string(),
+                    reason: "missing value".into(),
+                })?;
+            match name {
+                "config" => file = Some(PathBuf::from(value)),
+                "forward-port" => pairs.push(("forward.port".to_string(), value)),
+                "http-port" => pairs.push(("http.port".to_string(), value)),
+                _ => pairs.push((name.to_string(), value)),
+            }
+            i += 2;
+        }
+        let mut cfg = Config::default();
+        if let Some(f) = file {
+            cfg.apply_file(&f)?;
+        }
+        for (k, v) in pairs {
+            cfg.set(&k, &v)?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks the settings together, once they are all known.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.databases == 0 {
+            return Err(ConfigError::Validation(
+                "databases must be at least 1".into(),
+            ));
+        }
+        if self.bind.is_empty() {
+            return Err(ConfigError::Validation(
+                "bind needs at least one address".into(),
+            ));
+        }
+        if self.protected_mode && self.requirepass.is_empty() {
+            if let Some(a) = self.bind.iter().find(|a| !is_loopback(a)) {
+                return Err(ConfigError::Validation(format!(
+                    "refusing to bind {a} without requirepass while protected-mode is yes: \
+                     set requirepass, bind 127.0.0.1, or set protected-mode no"
+                )));
+            }
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            return Err(ConfigError::Validation(
+                "proto-max-bulk-len must be at least 1mb".into(),
+            ));
+        }
+        if self.client_query_buffer_limit < 1024 * 1024 {
+            return Err(ConfigError::Validation(
+                "client-query-buffer-limit must be at least 1mb".into(),
+            ));
+        }
+        if self.hz == 0 || self.hz > 500 {
+            return Err(ConfigError::Validation(
+                "hz must be between 1 and 500".into(),
+            ));
+        }
+        if self.forward.ack_after != AckAfter::Applied {
+            return Err(ConfigError::Validation(
+                "forward.ack_after other than 'applied' needs the AOF and replication, \
+                 which this build does not have yet"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reports whether a bind address only accepts local connections.
+pub fn is_loopback(addr: &str) -> bool {
+    let a = addr.trim_start_matches('-');
+    a == "localhost"
+        || a.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn toml_scalar(name: &str, v: &toml::Value) -> Result<String, ConfigError> {
+    Ok(match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Boolean(b) => yes_no(*b),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|i| toml_scalar(name, i))
+            .collect::<Result<Vec<_>, _>>()?
+            .join(" "),
+        _ => {
+            return Err(ConfigError::Invalid {
+                name: name.to_string(),
+                reason: "expected a string, number, boolean or list".into(),
+            })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_file_equals_defaults() {
+        let text = include_str!("../deploy/kura.toml");
+        let mut cfg = Config::default();
+        cfg.apply_toml(text).expect("deploy/kura.toml parses");
+        cfg.validate().expect("deploy/kura.toml validates");
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn example_file_names_every_setting() {
+        let text = include_str!("../deploy/kura.toml");
+        for p in PARAMS {
+            let key = p.name.rsplit('.').next().unwrap_or(p.name);
+            assert!(
+                text.contains(&format!("{key} =")),
+                "deploy/kura.toml lacks {}",
+                p.name
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let mut cfg = Config::default();
+        assert_eq!(
+            cfg.apply_toml("prot = 1"),
+            Err(ConfigError::Unknown("prot".into()))
+        );
+        assert_eq!(
+            cfg.apply_toml("[forward]\nportt = 1"),
+            Err(ConfigError::Unknown("forward.portt".into()))
+        );
+    }
+
+    #[test]
+    fn flags_override_file_and_use_redis_syntax() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("k.toml");
+        std::fs::write(&f, "port = 7000\nmaxmemory = \"1gb\"\n").unwrap();
+        let args = [
+            "--config",
+            f.to_str().unwrap(),
+            "--port",
+            "6380",
+            "--replicaof",
+            "h 7",
+        ];
+        let cfg = Config::from_args(args.iter().map(|s| s.to_string())).unwrap();
+        assert_eq!(cfg.port, 6380);
+        assert_eq!(cfg.maxmemory, 1 << 30);
+        assert_eq!(cfg.replicaof, Some(("h".into(), 7)));
+        let cfg = Config::from_args(["--forward-port", "1"].map(String::from)).unwrap();
+        assert_eq!(cfg.forward.port, 1);
+    }
+
+    #[test]
+    fn protected_mode_refuses_open_bind() {
+        let mut cfg = Config::default();
+        cfg.set("bind", "0.0.0.0").unwrap();
+        assert!(matches!(cfg.validate(), Err(ConfigError::Validation(_))));
+        cfg.set("requirepass", "x").unwrap();
+        assert!(cfg.validate().is_ok());
+        cfg.set("requirepass", "").unwrap();
+        cfg.set("protected-mode", "no").unwrap();
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1mb"), Ok(1 << 20));
+        assert_eq!(parse_memory("1m"), Ok(1_000_000));
+        assert_eq!(parse_memory("5"), Ok(5));
+        assert!(parse_memory("x").is_err());
+    }
+}

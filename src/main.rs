@@ -1,0 +1,61 @@
+//! The kura binary: flags and config file → `Server::start` → wait for a signal → shut down.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use kura::{Config, Server};
+
+fn print_help() {
+    println!(
+        "kura {} — a log store appliance for fluentd (Redis RESP + Fluent Forward)\n\n\
+         usage: kura [--config FILE] [--<setting> <value> ...]\n\n\
+         Settings use Redis's names (--port 6380, --replicaof \"HOST PORT\", --requirepass X);\n\
+         --forward-port and --http-port set the other doors. See deploy/kura.toml.",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print_help();
+        return Ok(());
+    }
+    if args.iter().any(|a| a == "--version" || a == "-v") {
+        println!(
+            "kura {} (redis {})",
+            env!("CARGO_PKG_VERSION"),
+            kura::REDIS_VERSION
+        );
+        return Ok(());
+    }
+    let config = Config::from_args(args).context("invalid configuration")?;
+    let filter = match config.loglevel.as_str() {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut server = Server::start(config).await.context("cannot start kura")?;
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot install SIGTERM handler")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT scheduling shutdown"),
+            _ = sigterm.recv() => tracing::info!("received SIGTERM scheduling shutdown"),
+            _ = server.shutdown_requested() => tracing::info!("shutdown requested"),
+        }
+        server.shutdown(Duration::from_secs(10)).await;
+        Ok(())
+    })
+}

@@ -1,0 +1,199 @@
+//! The ordered write stream: every applied write, RESP-encoded, in apply order.
+//!
+//! Its byte count is the replication offset (PSYNC2, `shared/spec/redis.md` §2.4). The last
+//! `repl-backlog-size` bytes are kept so replicas (and the AOF) can read from an offset;
+//! subscribers learn of new bytes through a `watch` channel carrying the end offset.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::watch;
+
+use crate::resp::encode::{put_array_header, put_bulk};
+
+/// Redis 7.0's default `repl-backlog-size` (1mb).
+pub const DEFAULT_BACKLOG_SIZE: usize = 1024 * 1024;
+
+/// The write stream and the bounded window of its most recent bytes.
+#[derive(Debug)]
+pub struct WriteStream {
+    /// Total bytes ever appended: the master replication offset.
+    offset: u64,
+    /// The newest bytes, at most `capacity`.
+    window: VecDeque<u8>,
+    capacity: usize,
+    /// The database the stream last selected (`SELECT` is emitted when it changes).
+    selected_db: Option<usize>,
+    end_tx: watch::Sender<u64>,
+    scratch: BytesMut,
+    /// Commands of a running EXEC, held back to be wrapped in MULTI/EXEC.
+    txn: Option<Vec<(usize, Vec<Bytes>)>>,
+}
+
+impl WriteStream {
+    /// Returns an empty stream keeping `capacity` bytes of history.
+    pub fn new(capacity: usize) -> Self {
+        let (end_tx, _) = watch::channel(0);
+        WriteStream {
+            offset: 0,
+            window: VecDeque::new(),
+            capacity,
+            selected_db: None,
+            end_tx,
+            scratch: BytesMut::new(),
+            txn: None,
+        }
+    }
+
+    /// Returns the offset just past the last appended byte.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Returns the offset of the oldest byte still held.
+    pub fn first_offset(&self) -> u64 {
+        self.offset - self.window.len() as u64
+    }
+
+    /// Returns how many bytes of history are held.
+    pub fn histlen(&self) -> usize {
+        self.window.len()
+    }
+
+    /// Returns the history capacity (`repl-backlog-size`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Changes the history capacity, dropping the oldest bytes if needed.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity;
+        self.trim();
+    }
+
+    /// Subscribes to the end offset, for tasks that tail the stream.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.end_tx.subscribe()
+    }
+
+    /// Appends one applied write command, preceded by `SELECT` when the database changes.
+    pub fn append(&mut self, db: usize, argv: &[Bytes]) {
+        if let Some(t) = self.txn.as_mut() {
+            t.push((db, argv.to_vec()));
+            return;
+        }
+        self.scratch.clear();
+        if self.selected_db != Some(db) {
+            let n = db.to_string();
+            put_array_header(&mut self.scratch, 2);
+            put_bulk(&mut self.scratch, b"SELECT");
+            put_bulk(&mut self.scratch, n.as_bytes());
+            self.selected_db = Some(db);
+        }
+        put_array_header(&mut self.scratch, argv.len());
+        for a in argv {
+            put_bulk(&mut self.scratch, a);
+        }
+        let scratch = std::mem::take(&mut self.scratch);
+        self.append_raw(&scratch);
+        self.scratch = scratch;
+    }
+
+    /// Starts holding back appends: the commands of one EXEC.
+    pub fn begin_transaction(&mut self) {
+        self.txn = Some(Vec::new());
+    }
+
+    /// Appends the held-back commands, wrapped in MULTI/EXEC when there are several, so
+    /// replicas and the AOF apply a transaction atomically (Redis 7.0 `execCommand`).
+    pub fn end_transaction(&mut self) {
+        let Some(cmds) = self.txn.take() else {
+            return;
+        };
+        if cmds.len() < 2 {
+            for (db, argv) in cmds {
+                self.append(db, &argv);
+            }
+            return;
+        }
+        let first_db = cmds[0].0;
+        self.append(first_db, &[Bytes::from_static(b"MULTI")]);
+        let mut last_db = first_db;
+        for (db, argv) in cmds {
+            self.append(db, &argv);
+            last_db = db;
+        }
+        self.append(last_db, &[Bytes::from_static(b"EXEC")]);
+    }
+
+    /// Appends bytes that are already RESP-encoded commands.
+    pub fn append_raw(&mut self, bytes: &[u8]) {
+        self.offset += bytes.len() as u64;
+        if bytes.len() >= self.capacity {
+            self.window.clear();
+            self.window.extend(&bytes[bytes.len() - self.capacity..]);
+        } else {
+            self.window.extend(bytes);
+            self.trim();
+        }
+        self.end_tx.send_replace(self.offset);
+    }
+
+    /// Forgets the selected database, so the next append starts with `SELECT`.
+    pub fn reset_selected_db(&mut self) {
+        self.selected_db = None;
+    }
+
+    fn trim(&mut self) {
+        if self.window.len() > self.capacity {
+            let extra = self.window.len() - self.capacity;
+            self.window.drain(..extra);
+        }
+    }
+
+    /// Returns the bytes from `from` to the end, or `None` if `from` is no longer held.
+    pub fn read_from(&self, from: u64) -> Option<Bytes> {
+        if from < self.first_offset() || from > self.offset {
+            return None;
+        }
+        let skip = (from - self.first_offset()) as usize;
+        let (a, b) = self.window.as_slices();
+        let mut out = Vec::with_capacity(self.window.len() - skip);
+        if skip < a.len() {
+            out.extend_from_slice(&a[skip..]);
+            out.extend_from_slice(b);
+        } else {
+            out.extend_from_slice(&b[skip - a.len()..]);
+        }
+        Some(Bytes::from(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_once_per_db_change_and_counts_bytes() {
+        let mut s = WriteStream::new(1024);
+        s.append(0, &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]);
+        s.append(0, &[Bytes::from("DEL"), Bytes::from("k")]);
+        let all = s.read_from(0).unwrap();
+        assert_eq!(
+            &all[..],
+            b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n"
+        );
+        assert_eq!(s.offset(), all.len() as u64);
+    }
+
+    #[test]
+    fn window_is_bounded() {
+        let mut s = WriteStream::new(100);
+        for _ in 0..50 {
+            s.append(0, &[Bytes::from("INCR"), Bytes::from("counter")]);
+        }
+        assert_eq!(s.histlen(), 100);
+        assert!(s.read_from(0).is_none());
+        assert_eq!(s.read_from(s.offset() - 10).unwrap().len(), 10);
+    }
+}

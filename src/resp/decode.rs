@@ -1,0 +1,443 @@
+//! Incremental request decoder: multibulk (`*<n>\r\n$<len>\r\n…`) and inline commands.
+//!
+//! Bytes are consumed as soon as they are understood, and a partly received multibulk keeps
+//! its state, so a command of a million arguments arriving in many reads is parsed once.
+//! Error texts are Redis 7.0's (`networking.c`, `setProtocolError` callers).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::{Limits, UNAUTH_MAX_BULK, UNAUTH_MAX_MULTIBULK};
+
+/// Why a request stream cannot be decoded; every variant closes the connection.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A protocol error: the text goes to the client as `-ERR Protocol error: <text>`.
+    #[error("Protocol error: {0}")]
+    Protocol(String),
+    /// An HTTP request sent to the RESP port (`POST`, `Host:`): closed without a reply.
+    #[error("possible security attack: http request on the resp port")]
+    CrossProtocol,
+}
+
+impl DecodeError {
+    fn proto(text: &str) -> Self {
+        DecodeError::Protocol(text.to_string())
+    }
+}
+
+/// Decoder state for one client connection.
+#[derive(Debug, Default)]
+pub struct RequestDecoder {
+    /// Arguments of a multibulk still arriving, with how many are missing.
+    pending: Option<Multibulk>,
+}
+
+#[derive(Debug)]
+struct Multibulk {
+    missing: usize,
+    args: Vec<Bytes>,
+    /// Length of the bulk whose header was read but whose payload has not arrived.
+    bulk_len: Option<usize>,
+}
+
+impl RequestDecoder {
+    /// Returns a new decoder with nothing pending.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reports whether part of a request is buffered in the decoder's state.
+    pub fn in_progress(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Decodes the next complete request from `buf`, consuming its bytes.
+    ///
+    /// Returns `Ok(None)` when more bytes are needed. Empty requests (`*0`, `*-1`, blank
+    /// inline lines) are skipped, as Redis does.
+    pub fn decode(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, DecodeError> {
+        loop {
+            if self.pending.is_none() {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                if buf[0] != b'*' {
+                    match decode_inline(buf, limits)? {
+                        None => return Ok(None),
+                        Some(args) if args.is_empty() => continue,
+                        Some(args) => return Ok(Some(args)),
+                    }
+                }
+                let Some(line) =
+                    take_line(buf, limits.max_inline_len, "too big mbulk count string")?
+                else {
+                    return Ok(None);
+                };
+                let n = parse_i64(&line[1..])
+                    .filter(|n| *n <= limits.max_multibulk_len)
+                    .ok_or_else(|| DecodeError::proto("invalid multibulk length"))?;
+                if !authenticated && n > UNAUTH_MAX_MULTIBULK {
+                    return Err(DecodeError::proto("unauthenticated multibulk length"));
+                }
+                if n <= 0 {
+                    continue;
+                }
+                let n = n as usize;
+                self.pending = Some(Multibulk {
+                    missing: n,
+                    // Do not trust a huge count for preallocation (Redis caps it at 1024).
+                    args: Vec::with_capacity(n.min(1024)),
+                    bulk_len: None,
+                });
+            }
+            let mb = self.pending.as_mut().expect("pending set above");
+            while mb.missing > 0 {
+                let len = match mb.bulk_len {
+                    Some(len) => len,
+                    None => {
+                        if buf.is_empty() {
+                            return Ok(None);
+                        }
+                        if buf[0] != b'$' {
+                            return Err(DecodeError::Protocol(format!(
+                                "expected '$', got '{}'",
+                                buf[0] as char
+                            )));
+                        }
+                        let Some(line) =
+                            take_line(buf, limits.max_inline_len, "too big bulk count string")?
+                        else {
+                            return Ok(None);
+                        };
+                        let len = parse_i64(&line[1..])
+                            .filter(|l| *l >= 0 && (*l as u64) <= limits.max_bulk_len as u64)
+                            .ok_or_else(|| DecodeError::proto("invalid bulk length"))?
+                            as usize;
+                        if !authenticated && len > UNAUTH_MAX_BULK {
+                            return Err(DecodeError::proto("unauthenticated bulk length"));
+                        }
+                        mb.bulk_len = Some(len);
+                        len
+                    }
+                };
+                // The payload's trailing CRLF is skipped, not checked, as in Redis.
+                if buf.len() < len + 2 {
+                    buf.reserve(len + 2 - buf.len());
+                    return Ok(None);
+                }
+                let arg = buf.split_to(len).freeze();
+                buf.advance(2);
+                mb.args.push(arg);
+                mb.bulk_len = None;
+                mb.missing -= 1;
+            }
+            let done = self.pending.take().expect("pending set above");
+            return Ok(Some(done.args));
+        }
+    }
+}
+
+/// Takes one `\r\n`-terminated header line (without the terminator) off `buf`.
+fn take_line(
+    buf: &mut BytesMut,
+    max: usize,
+    too_big: &str,
+) -> Result<Option<BytesMut>, DecodeError> {
+    match memchr(b'\r', buf) {
+        Some(pos) => {
+            if pos > max {
+                return Err(DecodeError::proto(too_big));
+            }
+            // Redis needs the '\n' too before it moves on.
+            if buf.len() < pos + 2 {
+                return Ok(None);
+            }
+            let line = buf.split_to(pos);
+            buf.advance(2);
+            Ok(Some(line))
+        }
+        None if buf.len() > max => Err(DecodeError::proto(too_big)),
+        None => Ok(None),
+    }
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|b| *b == needle)
+}
+
+/// Parses a decimal integer exactly as Redis's `string2ll` (no spaces, no `+`, no leading 0).
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            return None;
+        }
+        Some((v as i64).wrapping_neg())
+    } else {
+        i64::try_from(v).ok()
+    }
+}
+
+/// Decodes one inline request: a line split like a shell (`sdssplitargs`).
+fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, DecodeError> {
+    let Some(nl) = memchr(b'\n', buf) else {
+        if buf.len() > limits.max_inline_len {
+            return Err(DecodeError::proto("too big inline request"));
+        }
+        return Ok(None);
+    };
+    let mut line = buf.split_to(nl + 1);
+    line.truncate(nl);
+    if line.last() == Some(&b'\r') {
+        line.truncate(nl - 1);
+    }
+    let args =
+        split_args(&line).ok_or_else(|| DecodeError::proto("unbalanced quotes in request"))?;
+    if let Some(first) = args.first() {
+        if first.eq_ignore_ascii_case(b"post") || first.eq_ignore_ascii_case(b"host:") {
+            return Err(DecodeError::CrossProtocol);
+        }
+    }
+    Ok(Some(args.into_iter().map(Bytes::from).collect()))
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+fn is_space(c: u8) -> bool {
+    // C's isspace(): space, \t, \n, \v, \f, \r.
+    matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+/// Splits a line into arguments with Redis's `sdssplitargs` rules; `None` on bad quoting.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            let c = line.get(i).copied();
+            if in_dq {
+                match c {
+                    None => return None,
+                    Some(b'\\')
+                        if line.get(i + 1) == Some(&b'x')
+                            && line.get(i + 2).and_then(|c| hex_val(*c)).is_some()
+                            && line.get(i + 3).and_then(|c| hex_val(*c)).is_some() =>
+                    {
+                        let hi = hex_val(line[i + 2])?;
+                        let lo = hex_val(line[i + 3])?;
+                        cur.push(hi * 16 + lo);
+                        i += 3;
+                    }
+                    Some(b'\\') if i + 1 < line.len() => {
+                        i += 1;
+                        cur.push(match line[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                    }
+                    Some(b'"') => {
+                        // The closing quote must be followed by a space or the end.
+                        if let Some(n) = line.get(i + 1) {
+                            if !is_space(*n) {
+                                return None;
+                            }
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(c) => cur.push(c),
+                }
+            } else if in_sq {
+                match c {
+                    None => return None,
+                    Some(b'\\') if line.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        cur.push(b'\'');
+                    }
+                    Some(b'\'') => {
+                        if let Some(n) = line.get(i + 1) {
+                            if !is_space(*n) {
+                                return None;
+                            }
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(c) => cur.push(c),
+                }
+            } else {
+                match c {
+                    None => break,
+                    Some(c) if is_space(c) => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(c) => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(cur);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(input: &[u8]) -> (Vec<Vec<Bytes>>, Option<DecodeError>) {
+        let mut dec = RequestDecoder::new();
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        loop {
+            match dec.decode(&mut buf, &Limits::default(), true) {
+                Ok(Some(a)) => out.push(a),
+                Ok(None) => return (out, None),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn multibulk_and_inline() {
+        // *2\r\n$3\r\nGET\r\n$1\r\nk\r\n  then inline "PING"
+        let (cmds, err) = decode_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n");
+        assert!(err.is_none());
+        assert_eq!(cmds.len(), 2);
+        assert_eq!(cmds[0], vec![Bytes::from("GET"), Bytes::from("k")]);
+        assert_eq!(cmds[1], vec![Bytes::from("PING")]);
+    }
+
+    #[test]
+    fn empty_multibulk_is_skipped() {
+        let (cmds, err) = decode_all(b"*0\r\n*-1\r\nPING\r\n");
+        assert!(err.is_none());
+        assert_eq!(cmds, vec![vec![Bytes::from("PING")]]);
+    }
+
+    #[test]
+    fn byte_at_a_time() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        let mut dec = RequestDecoder::new();
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for b in input {
+            buf.extend_from_slice(&[*b]);
+            if let Some(a) = dec.decode(&mut buf, &Limits::default(), true).unwrap() {
+                got = Some(a);
+            }
+        }
+        assert_eq!(got.unwrap()[2], Bytes::from("hello"));
+    }
+
+    #[test]
+    fn protocol_errors() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"*x\r\n", "invalid multibulk length"),
+            (b"*1\r\nx\r\n", "expected '$', got 'x'"),
+            (b"*1\r\n$-1\r\n", "invalid bulk length"),
+            (b"*1\r\n$abc\r\n", "invalid bulk length"),
+            (b"*3000000000\r\n", "invalid multibulk length"),
+            (b"set \"a\r\n", "unbalanced quotes in request"),
+            (b"set \"a\"b\r\n", "unbalanced quotes in request"),
+        ];
+        for (input, text) in cases {
+            let (_, err) = decode_all(input);
+            assert_eq!(
+                err,
+                Some(DecodeError::Protocol(text.to_string())),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn inline_quotes_and_escapes() {
+        assert_eq!(
+            split_args(br#"set "a b" "c\x41d" 'it\'s'"#).unwrap(),
+            vec![
+                b"set".to_vec(),
+                b"a b".to_vec(),
+                b"cAd".to_vec(),
+                b"it's".to_vec()
+            ]
+        );
+        assert_eq!(split_args(b"  ").unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(split_args(b"\"\"").unwrap(), vec![Vec::<u8>::new()]);
+    }
+
+    #[test]
+    fn oversized_lines() {
+        let big = vec![b'a'; 70 * 1024];
+        let (_, err) = decode_all(&big);
+        assert_eq!(err, Some(DecodeError::proto("too big inline request")));
+        let mut mb = b"*".to_vec();
+        mb.extend(vec![b'1'; 70 * 1024]);
+        let (_, err) = decode_all(&mb);
+        assert_eq!(err, Some(DecodeError::proto("too big mbulk count string")));
+    }
+
+    #[test]
+    fn unauthenticated_limits() {
+        let mut dec = RequestDecoder::new();
+        let mut buf = BytesMut::from(&b"*11\r\n"[..]);
+        assert_eq!(
+            dec.decode(&mut buf, &Limits::default(), false),
+            Err(DecodeError::proto("unauthenticated multibulk length"))
+        );
+        let mut buf = BytesMut::from(&b"*1\r\n$16385\r\n"[..]);
+        let mut dec = RequestDecoder::new();
+        assert_eq!(
+            dec.decode(&mut buf, &Limits::default(), false),
+            Err(DecodeError::proto("unauthenticated bulk length"))
+        );
+    }
+
+    #[test]
+    fn string2ll_rules() {
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"01"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b"-0"), None);
+        assert_eq!(parse_i64(b" 1"), None);
+    }
+}

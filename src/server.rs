@@ -1,0 +1,177 @@
+//! Starts the listeners and the background tasks; owns shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::state::{ClientInfo, ServerState};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The entry point for starting kura in-process.
+pub struct Server;
+
+/// A running server: its bound addresses and the handle that stops it.
+pub struct RunningServer {
+    /// Where the RESP door listens (first bind address).
+    pub resp_addr: SocketAddr,
+    /// Every RESP listener address.
+    pub resp_addrs: Vec<SocketAddr>,
+    /// Shared state, for tests and the other doors.
+    pub state: Arc<ServerState>,
+    shutdown_rx: watch::Receiver<bool>,
+    /// Closed when every task holding a drain guard has ended.
+    drain_rx: mpsc::Receiver<()>,
+}
+
+impl Server {
+    /// Validates `config`, binds every listener (port 0 picks a free port), starts every task.
+    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        config.validate()?;
+        let state = Arc::new(ServerState::new(config.clone()));
+        crate::memory::refresh(&state);
+        state
+            .used_memory_startup
+            .store(state.used_memory.load(Ordering::Relaxed), Ordering::Relaxed);
+        let (drain_tx, drain_rx) = mpsc::channel::<()>(1);
+        let mut resp_addrs = Vec::new();
+        for host in &config.bind {
+            let host = host.trim_start_matches('-');
+            let addr = if host.contains(':') {
+                format!("[{host}]:{}", config.port)
+            } else {
+                format!("{host}:{}", config.port)
+            };
+            let listener = TcpListener::bind(&addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            resp_addrs.push(local);
+            tokio::spawn(accept_loop(state.clone(), listener, drain_tx.clone()));
+        }
+        if let Some(a) = resp_addrs.first() {
+            state.tcp_port.store(a.port() as usize, Ordering::Relaxed);
+        }
+        tokio::spawn(crate::cron::run(state.clone(), drain_tx.clone()));
+        info!(addrs = ?resp_addrs, "ready to accept connections tcp");
+        let shutdown_rx = state.shutdown_tx.subscribe();
+        Ok(RunningServer {
+            resp_addr: resp_addrs[0],
+            resp_addrs,
+            state,
+            shutdown_rx,
+            drain_rx,
+        })
+    }
+}
+
+impl RunningServer {
+    /// Asks the server to stop (what SIGTERM and SHUTDOWN do).
+    pub fn trigger_shutdown(&self) {
+        self.state.request_shutdown();
+    }
+
+    /// Waits until shutdown is requested (SHUTDOWN command or [`trigger_shutdown`]).
+    ///
+    /// [`trigger_shutdown`]: RunningServer::trigger_shutdown
+    pub async fn shutdown_requested(&mut self) {
+        while !*self.shutdown_rx.borrow() {
+            if self.shutdown_rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops accepting, lets connections finish the commands they are running, and waits
+    /// for every task to end (at most `grace`).
+    pub async fn shutdown(mut self, grace: Duration) {
+        self.state.request_shutdown();
+        let _ = tokio::time::timeout(grace, self.drain_rx.recv()).await;
+        info!("kura is now ready to exit, bye bye");
+    }
+}
+
+async fn accept_loop(state: Arc<ServerState>, listener: TcpListener, drain: mpsc::Sender<()>) {
+    let mut shutdown = state.shutdown_tx.subscribe();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                accept_one(&state, stream, peer, &drain).await;
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn accept_one(
+    state: &Arc<ServerState>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    drain: &mpsc::Sender<()>,
+) {
+    state
+        .net
+        .total_connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    let (maxclients, keepalive) = state.with_config(|c| (c.maxclients, c.tcp_keepalive));
+    if state.clients.len() >= maxclients {
+        state
+            .net
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    if keepalive > 0 {
+        let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive));
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
+    }
+    let laddr = stream.local_addr().unwrap_or(peer);
+    let id = state.clients.next_id();
+    let info = Arc::new(ClientInfo::new(id, peer, laddr, state.clock.now_ms()));
+    state.clients.add(info.clone());
+    let st = state.clone();
+    let guard = drain.clone();
+    let shutdown = state.shutdown_tx.subscribe();
+    tokio::spawn(async move {
+        crate::resp::conn::serve(st, stream, info, shutdown).await;
+        drop(guard);
+    });
+}

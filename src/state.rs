@@ -1,0 +1,280 @@
+//! Server-wide state shared by every connection and task: config, the engine, clients,
+//! pub/sub, counters. One `Arc<ServerState>` per running server, so in-process test servers
+//! never share anything.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::clock::Clock;
+use crate::cmd::exec::Engine;
+use crate::cmd::pubsub::Registry;
+use crate::cmd::server::SlowLog;
+use crate::cmd::table::CommandSpec;
+use crate::cmd::{Reply, Session};
+use crate::config::Config;
+
+/// Facts about one connected client that other clients may read (CLIENT LIST/KILL, INFO).
+#[derive(Debug)]
+pub struct ClientInfo {
+    /// Client id.
+    pub id: u64,
+    /// Peer address.
+    pub addr: SocketAddr,
+    /// Local address.
+    pub laddr: SocketAddr,
+    /// When it connected.
+    pub created: Instant,
+    /// Unix ms of the last command.
+    pub last_active_ms: AtomicI64,
+    /// CLIENT SETNAME.
+    pub name: Mutex<String>,
+    /// CLIENT SETINFO lib-name / lib-ver.
+    pub lib: Mutex<(String, String)>,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// Last command's full name (`client|list`).
+    pub last_cmd: Mutex<String>,
+    /// Channel / pattern subscription counts.
+    pub sub: AtomicUsize,
+    /// Pattern subscription count.
+    pub psub: AtomicUsize,
+    /// Queued MULTI commands (-1 outside MULTI).
+    pub multi: AtomicI64,
+    /// RESP version.
+    pub resp: AtomicUsize,
+    /// Flags shown by CLIENT LIST (`N`, `M` for monitor, `P` pubsub, `b` blocked, `x` multi).
+    pub flags: Mutex<String>,
+    /// Bytes waiting in the query buffer at the last read.
+    pub qbuf: AtomicUsize,
+    /// Set by CLIENT KILL; the connection closes.
+    pub killed: AtomicBool,
+    /// Wakes the connection when killed.
+    pub kill_notify: Notify,
+}
+
+impl ClientInfo {
+    /// Returns the info of a fresh connection.
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, now_ms: i64) -> Self {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            last_active_ms: AtomicI64::new(now_ms),
+            name: Mutex::new(String::new()),
+            lib: Mutex::new((String::new(), String::new())),
+            db: AtomicUsize::new(0),
+            last_cmd: Mutex::new("NULL".into()),
+            sub: AtomicUsize::new(0),
+            psub: AtomicUsize::new(0),
+            multi: AtomicI64::new(-1),
+            resp: AtomicUsize::new(2),
+            flags: Mutex::new("N".into()),
+            qbuf: AtomicUsize::new(0),
+            killed: AtomicBool::new(false),
+            kill_notify: Notify::new(),
+        }
+    }
+
+    /// Asks the connection to close.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill_notify.notify_one();
+    }
+}
+
+/// The connected clients.
+#[derive(Debug, Default)]
+pub struct Clients {
+    next_id: AtomicU64,
+    /// Connected clients by id (ordered, as CLIENT LIST prints them).
+    pub map: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+}
+
+impl Clients {
+    /// Returns a new client id.
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Returns the number of connected clients.
+    pub fn len(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.len())
+    }
+
+    /// Reports whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Registers a connection.
+    pub fn add(&self, info: Arc<ClientInfo>) {
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(info.id, info);
+        }
+    }
+
+    /// Unregisters a connection.
+    pub fn remove(&self, id: u64) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(&id);
+        }
+    }
+
+    /// Returns every client's info, by id.
+    pub fn list(&self) -> Vec<Arc<ClientInfo>> {
+        self.map
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Connection and traffic counters (`INFO stats`).
+#[derive(Debug, Default)]
+pub struct NetStats {
+    /// Connections accepted.
+    pub total_connections_received: AtomicU64,
+    /// Connections refused at `maxclients`.
+    pub rejected_connections: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
+    /// Socket reads.
+    pub reads_processed: AtomicU64,
+    /// Socket writes.
+    pub writes_processed: AtomicU64,
+}
+
+/// Everything a running server shares.
+#[derive(Debug)]
+pub struct ServerState {
+    /// Current configuration (CONFIG SET changes it).
+    pub config: RwLock<Config>,
+    /// The data and the write path.
+    pub engine: Engine,
+    /// Time source.
+    pub clock: Clock,
+    /// Connected clients.
+    pub clients: Clients,
+    /// Channel and pattern subscribers.
+    pub pubsub: Mutex<Registry>,
+    /// MONITOR clients: id → where their lines go.
+    pub monitors: Mutex<BTreeMap<u64, mpsc::UnboundedSender<Reply>>>,
+    /// SLOWLOG entries.
+    pub slowlog: Mutex<SlowLog>,
+    /// Traffic counters.
+    pub net: NetStats,
+    /// Bytes allocated, refreshed by the server cron (INFO `used_memory`).
+    pub used_memory: AtomicU64,
+    /// Peak of `used_memory`.
+    pub used_memory_peak: AtomicU64,
+    /// Allocation at start (`used_memory_startup`).
+    pub used_memory_startup: AtomicU64,
+    /// When the server started.
+    pub started: Instant,
+    /// Unix seconds at start.
+    pub started_unix: i64,
+    /// 40 hex characters identifying this run.
+    pub run_id: String,
+    /// Port actually bound by the RESP door (0 before binding).
+    pub tcp_port: AtomicUsize,
+    /// Path of the config file, if any.
+    pub config_file: Mutex<Option<std::path::PathBuf>>,
+    /// Set to true to stop the server.
+    pub shutdown_tx: watch::Sender<bool>,
+    /// Unix seconds of the last successful save (LASTSAVE), start time until then.
+    pub lastsave: AtomicI64,
+}
+
+impl ServerState {
+    /// Returns the state of a server about to start with `config`.
+    pub fn new(config: Config) -> Self {
+        let clock = Clock::default();
+        let now = clock.now_ms();
+        let engine = Engine::new(config.databases, config.repl_backlog_size as usize);
+        let (shutdown_tx, _) = watch::channel(false);
+        let run_id = {
+            use rand::Rng;
+            let mut rng = rand::thread_rng();
+            (0..40)
+                .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
+                .collect()
+        };
+        let slowlog = SlowLog::new(config.slowlog_max_len as usize);
+        ServerState {
+            config: RwLock::new(config),
+            engine,
+            clock,
+            clients: Clients::default(),
+            pubsub: Mutex::new(Registry::default()),
+            monitors: Mutex::new(BTreeMap::new()),
+            slowlog: Mutex::new(slowlog),
+            net: NetStats::default(),
+            used_memory: AtomicU64::new(0),
+            used_memory_peak: AtomicU64::new(0),
+            used_memory_startup: AtomicU64::new(0),
+            started: Instant::now(),
+            started_unix: now / 1000,
+            run_id,
+            tcp_port: AtomicUsize::new(0),
+            config_file: Mutex::new(None),
+            shutdown_tx,
+            lastsave: AtomicI64::new(now / 1000),
+        }
+    }
+
+    /// Returns a copy of the configuration.
+    pub fn config(&self) -> Config {
+        self.config.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Reads one value from the configuration without copying all of it.
+    pub fn with_config<T>(&self, f: impl FnOnce(&Config) -> T) -> T {
+        match self.config.read() {
+            Ok(c) => f(&c),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    /// Reports whether `maxmemory` is set and exceeded.
+    pub fn over_maxmemory(&self) -> bool {
+        let max = self.with_config(|c| c.maxmemory);
+        max > 0 && self.used_memory.load(Ordering::Relaxed) > max
+    }
+
+    /// Reports whether client writes must be refused with READONLY.
+    pub fn is_read_only_replica(&self) -> bool {
+        self.with_config(|c| c.replicaof.is_some() && c.replica_read_only)
+    }
+
+    /// Asks the server to shut down.
+    pub fn request_shutdown(&self) {
+        self.shutdown_tx.send_replace(true);
+    }
+
+    /// Records what a command leaves behind outside the engine: client info, SLOWLOG,
+    /// MONITOR feed.
+    pub fn after_command(&self, sess: &Session, spec: &CommandSpec, argv: &[Bytes], usec: u64) {
+        if let Some(info) = &sess.info {
+            if let Ok(mut c) = info.last_cmd.lock() {
+                c.clear();
+                c.push_str(spec.name);
+                if !spec.subcommands.is_empty() && argv.len() > 1 {
+                    c.push('|');
+                    c.push_str(&String::from_utf8_lossy(&argv[1]).to_ascii_lowercase());
+                }
+            }
+            info.db.store(sess.db, Ordering::Relaxed);
+        }
+        crate::cmd::server::record_slowlog(self, sess, spec, argv, usec);
+        crate::cmd::server::feed_monitors(self, sess, spec, argv);
+    }
+}

@@ -1,0 +1,322 @@
+//! The keyspace: numbered databases of key → [`Entry`], split into copy-on-write shards.
+//!
+//! Each database is a fixed number of shards, each an `Arc<IndexMap>`. A snapshot clones the
+//! shard pointers (a few thousand `Arc` clones, whatever the data size); the first write to a
+//! shard after a snapshot copies that shard's entry table — pointers to values, not the values
+//! themselves, which are shared again one level down (see `value.rs`, `list.rs`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use indexmap::{IndexMap, IndexSet};
+use rand::Rng;
+
+use super::value::Entry;
+
+/// Shards per database (a power of two; the low bits of a SCAN cursor).
+pub const SHARDS: usize = 128;
+const SHARD_BITS: u32 = SHARDS.trailing_zeros();
+
+/// One shard of a database.
+pub type Shard = IndexMap<Bytes, Entry>;
+
+/// Picks a key's shard (FNV-1a; the shard maps themselves use SipHash against flooding).
+fn shard_of(key: &[u8]) -> usize {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in key {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    (h ^ (h >> 32)) as usize & (SHARDS - 1)
+}
+
+/// One numbered database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    shards: Vec<Arc<Shard>>,
+    len: usize,
+    /// Keys that have an expiry: sampled by the active expire cycle, counted by INFO.
+    expires: IndexSet<Bytes>,
+}
+
+impl Default for Db {
+    fn default() -> Self {
+        Db {
+            shards: (0..SHARDS).map(|_| Arc::new(Shard::new())).collect(),
+            len: 0,
+            expires: IndexSet::new(),
+        }
+    }
+}
+
+impl Db {
+    /// Returns the number of keys (including expired ones not yet removed).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Reports whether the database holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Returns the number of keys with an expiry.
+    pub fn expires_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Returns a key's entry without any expiry check.
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.shards[shard_of(key)].get(key)
+    }
+
+    /// Returns a key's entry for changing its value.
+    ///
+    /// Callers change `expire_at` only through [`Db::set_expire`], which keeps the expiry
+    /// index right.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let shard = &mut self.shards[shard_of(key)];
+        if !shard.contains_key(key) {
+            return None;
+        }
+        Arc::make_mut(shard).get_mut(key)
+    }
+
+    /// Inserts or replaces a key; returns the previous entry.
+    pub fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
+        if entry.expire_at.is_some() {
+            self.expires.insert(key.clone());
+        }
+        let shard = Arc::make_mut(&mut self.shards[shard_of(&key)]);
+        let old = shard.insert(key.clone(), entry);
+        match &old {
+            None => self.len += 1,
+            Some(o) => {
+                if o.expire_at.is_some() && shard.get(&key).is_some_and(|e| e.expire_at.is_none()) {
+                    self.expires.swap_remove(&key);
+                }
+            }
+        }
+        old
+    }
+
+    /// Removes a key; returns its entry.
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let shard = &mut self.shards[shard_of(key)];
+        if !shard.contains_key(key) {
+            return None;
+        }
+        let old = Arc::make_mut(shard).swap_remove(key);
+        if let Some(o) = &old {
+            self.len -= 1;
+            if o.expire_at.is_some() {
+                self.expires.swap_remove(key);
+            }
+        }
+        old
+    }
+
+    /// Sets or clears a key's expiry; returns false when the key is missing.
+    pub fn set_expire(&mut self, key: &[u8], at: Option<i64>) -> bool {
+        let Some(e) = self.get_mut(key) else {
+            return false;
+        };
+        e.expire_at = at;
+        match at {
+            Some(_) => {
+                if !self.expires.contains(key) {
+                    self.expires.insert(Bytes::copy_from_slice(key));
+                }
+            }
+            None => {
+                self.expires.swap_remove(key);
+            }
+        }
+        true
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        *self = Db::default();
+    }
+
+    /// Returns a uniformly chosen shard-then-key, or `None` when empty.
+    pub fn random_key<R: Rng>(&self, rng: &mut R) -> Option<Bytes> {
+        if self.len == 0 {
+            return None;
+        }
+        // Pick by global index so the choice is uniform across shards.
+        let mut i = rng.gen_range(0..self.len);
+        for s in &self.shards {
+            if i < s.len() {
+                return s.get_index(i).map(|(k, _)| k.clone());
+            }
+            i -= s.len();
+        }
+        None
+    }
+
+    /// Returns up to `n` random keys that have an expiry (the active cycle's sample).
+    pub fn sample_expiring<R: Rng>(&self, rng: &mut R, n: usize) -> Vec<Bytes> {
+        let len = self.expires.len();
+        if len == 0 {
+            return Vec::new();
+        }
+        (0..n.min(len))
+            .filter_map(|_| self.expires.get_index(rng.gen_range(0..len)).cloned())
+            .collect()
+    }
+
+    /// Iterates all keys and entries (KEYS, snapshot serialisation).
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.shards.iter().flat_map(|s| s.iter())
+    }
+
+    /// Visits about `count` entries from `cursor` on; returns the next cursor (0 when done).
+    ///
+    /// Each shard is walked from its last index down: a removal moves the last entry into the
+    /// hole, and that entry was already visited, so every key present for the whole scan is
+    /// returned at least once, the guarantee `SCAN` documents.
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+        let mut shard = (cursor & (SHARDS as u64 - 1)) as usize;
+        // 0 means "shard not started"; otherwise the next index to visit is bound - 1.
+        let mut bound_plus = cursor >> SHARD_BITS;
+        let mut seen = 0;
+        while shard < SHARDS {
+            let s = &self.shards[shard];
+            let mut bound = if bound_plus == 0 {
+                s.len()
+            } else {
+                (bound_plus as usize - 1).min(s.len())
+            };
+            while bound > 0 && seen < count {
+                bound -= 1;
+                if let Some((k, e)) = s.get_index(bound) {
+                    visit(k, e);
+                }
+                seen += 1;
+            }
+            if bound > 0 {
+                return ((bound as u64 + 1) << SHARD_BITS) | shard as u64;
+            }
+            shard += 1;
+            bound_plus = 0;
+            if seen >= count {
+                break;
+            }
+        }
+        if shard >= SHARDS {
+            0
+        } else {
+            shard as u64
+        }
+    }
+}
+
+/// All databases.
+#[derive(Debug, Clone)]
+pub struct Keyspace {
+    /// The numbered databases (`databases`, default 16).
+    pub dbs: Vec<Db>,
+}
+
+impl Keyspace {
+    /// Returns `n` empty databases.
+    pub fn new(n: usize) -> Self {
+        Keyspace {
+            dbs: (0..n).map(|_| Db::default()).collect(),
+        }
+    }
+
+    /// Returns a point-in-time copy: one `Arc` clone per shard, whatever the data size.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            dbs: self.dbs.iter().map(|d| d.shards.clone()).collect(),
+        }
+    }
+}
+
+/// A point-in-time view of every database, for BGSAVE, full syncs and backups.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    dbs: Vec<Vec<Arc<Shard>>>,
+}
+
+impl Snapshot {
+    /// Iterates the entries of database `db`.
+    pub fn iter_db(&self, db: usize) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.dbs
+            .get(db)
+            .into_iter()
+            .flat_map(|s| s.iter().flat_map(|m| m.iter()))
+    }
+
+    /// Returns the number of databases.
+    pub fn db_count(&self) -> usize {
+        self.dbs.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::value::Value;
+
+    fn put(db: &mut Db, k: &str) {
+        db.insert(
+            Bytes::from(k.to_string()),
+            Entry::new(Value::Str(Bytes::from("v")), 0),
+        );
+    }
+
+    #[test]
+    fn scan_visits_every_stable_key_despite_removals() {
+        let mut db = Db::default();
+        for i in 0..5000 {
+            put(&mut db, &format!("k{i}"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            cursor = db.scan(cursor, 37, |k, _| {
+                seen.insert(k.clone());
+            });
+            // Remove keys as we go; the ones never removed must all be seen.
+            round += 1;
+            db.remove(format!("k{}", round * 3).as_bytes());
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..5000 {
+            if i % 3 != 0 || i / 3 > round {
+                assert!(seen.contains(format!("k{i}").as_bytes()), "missed k{i}");
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_is_isolated_from_later_writes() {
+        let mut ks = Keyspace::new(2);
+        put(&mut ks.dbs[0], "a");
+        let snap = ks.snapshot();
+        put(&mut ks.dbs[0], "b");
+        ks.dbs[0].remove(b"a");
+        let keys: Vec<_> = snap.iter_db(0).map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, vec![Bytes::from("a")]);
+    }
+
+    #[test]
+    fn expiry_index_follows_entries() {
+        let mut db = Db::default();
+        put(&mut db, "a");
+        assert!(db.set_expire(b"a", Some(10)));
+        assert_eq!(db.expires_len(), 1);
+        put(&mut db, "a");
+        assert_eq!(db.expires_len(), 0);
+        db.set_expire(b"a", Some(10));
+        db.remove(b"a");
+        assert_eq!(db.expires_len(), 0);
+    }
+}

@@ -1,0 +1,11 @@
+//! The keyspace and its values. Nothing here knows about protocols or clients.
+
+pub mod hash;
+pub mod keyspace;
+pub mod list;
+pub mod value;
+
+pub use hash::Hash;
+pub use keyspace::{Db, Keyspace, Snapshot};
+pub use list::List;
+pub use value::{Entry, Value};
