@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod config;
 pub mod cron;
 pub mod memory;
+pub mod persist;
 pub mod replication;
 pub mod resp;
 pub mod server;

@@ -275,6 +275,6 @@ impl ServerState {
             info.db.store(sess.db, Ordering::Relaxed);
         }
         crate::cmd::server::record_slowlog(self, sess, spec, argv, usec);
-        crate::cmd::server::feed_monitors(self, sess, spec, argv);
+        crate::cmd::monitor::feed_monitors(self, sess, spec, argv);
     }
 }

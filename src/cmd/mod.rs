@@ -5,10 +5,12 @@
 pub mod args;
 pub mod blocking;
 pub mod conn;
+pub mod dump;
 pub mod exec;
 pub mod hash;
 pub mod keys;
 pub mod list;
+pub mod monitor;
 pub mod pubsub;
 pub mod reply;
 pub mod server;

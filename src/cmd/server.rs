@@ -51,6 +51,3 @@ pub fn record_slowlog(
     _usec: u64,
 ) {
 }
-
-/// Sends a command to every MONITOR client.
-pub fn feed_monitors(_srv: &ServerState, _sess: &Session, _spec: &CommandSpec, _argv: &[Bytes]) {}

@@ -165,6 +165,8 @@ pub const COMMANDS: &[&[CommandSpec]] = &[
     super::txn::COMMANDS,
     super::pubsub::COMMANDS,
     super::server::COMMANDS,
+    super::dump::COMMANDS,
+    super::monitor::COMMANDS,
 ];
 
 fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {

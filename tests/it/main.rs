@@ -1,1 +1,8 @@
-//! Integration tests: real sockets against in-process servers.
+//! Integration tests: real sockets against in-process kura servers and real Redis peers.
+//!
+//! One test binary (link time matters on 2 cores); modules by concern.
+
+mod support;
+
+mod diff;
+mod smoke;

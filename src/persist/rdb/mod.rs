@@ -1,0 +1,1 @@
+//! Redis's RDB format (`shared/spec/redis.md` §3).

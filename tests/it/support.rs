@@ -1,0 +1,320 @@
+//! Test support: in-process kura servers, real redis-server processes, raw RESP clients.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kura::state::ServerState;
+use kura::{Config, Server};
+
+/// A kura server running in-process on its own runtime thread.
+pub struct Kura {
+    /// RESP address.
+    pub addr: SocketAddr,
+    /// Shared state (clock, engine) for white-box checks.
+    pub state: Arc<ServerState>,
+    runtime: Option<tokio::runtime::Runtime>,
+    _dir: tempfile::TempDir,
+}
+
+impl Kura {
+    /// Starts kura on a free port with `tweak` applied to a test config.
+    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> Kura {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = Config::default();
+        cfg.port = 0;
+        cfg.dir = dir.path().to_path_buf();
+        cfg.save = vec![];
+        tweak(&mut cfg);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let running = runtime.block_on(Server::start(cfg)).expect("kura starts");
+        let addr = running.resp_addr;
+        let state = running.state.clone();
+        // Keep the handle alive inside the runtime so the drain channel stays open.
+        runtime.spawn(async move {
+            let mut running = running;
+            running.shutdown_requested().await;
+            running.shutdown(Duration::from_secs(5)).await;
+        });
+        Kura {
+            addr,
+            state,
+            runtime: Some(runtime),
+            _dir: dir,
+        }
+    }
+
+    /// Starts kura with the test defaults.
+    pub fn start() -> Kura {
+        Kura::start_with(|_| {})
+    }
+
+    /// Opens a raw client.
+    pub fn client(&self) -> Raw {
+        Raw::connect(self.addr)
+    }
+}
+
+impl Drop for Kura {
+    fn drop(&mut self) {
+        self.state.request_shutdown();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Reports whether tests run under CI, where missing peers are failures, not skips.
+pub fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Finds an external program, or explains the skip (panics under CI).
+pub fn need_program(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if under_ci() {
+            panic!("{name} is required under CI but was not found on PATH");
+        }
+        eprintln!("SKIPPED: {name} not found on PATH (install it to run this test)");
+    }
+    found
+}
+
+/// Returns a free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A real redis-server started for a test, killed on drop.
+pub struct RedisServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` on a free port with extra arguments, or `None` (skip) if absent.
+    pub fn start(extra: &[&str]) -> Option<RedisServer> {
+        let bin = need_program("redis-server")?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no", "--dir"])
+        .arg(dir.path())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = cmd.spawn().expect("spawn redis-server");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(RedisServer {
+            addr,
+            child,
+            _dir: dir,
+        })
+    }
+
+    /// Opens a raw client.
+    pub fn client(&self) -> Raw {
+        Raw::connect(self.addr)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw RESP client that returns replies as the exact bytes received.
+pub struct Raw {
+    /// The socket's reading side.
+    pub reader: BufReader<TcpStream>,
+    /// The socket.
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        let reader = BufReader::new(stream.try_clone().expect("clone"));
+        Raw { reader, stream }
+    }
+
+    /// Sends one command as a multibulk.
+    pub fn send(&mut self, args: &[&[u8]]) {
+        self.stream.write_all(&encode_command(args)).expect("write");
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Sends a command and returns the reply's exact bytes.
+    pub fn cmd(&mut self, args: &[&str]) -> String {
+        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+        self.send(&a);
+        String::from_utf8_lossy(&self.read_reply()).into_owned()
+    }
+
+    /// Reads one complete reply and returns its exact bytes.
+    pub fn read_reply(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.read_into(&mut out).expect("read reply");
+        out
+    }
+
+    /// Reads one reply, or the I/O error (EOF shows as `UnexpectedEof`).
+    pub fn try_read_reply(&mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_into(&mut out)?;
+        Ok(out)
+    }
+
+    fn read_line(&mut self, out: &mut Vec<u8>) -> std::io::Result<String> {
+        let mut line = Vec::new();
+        let n = self.reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        out.extend_from_slice(&line);
+        Ok(String::from_utf8_lossy(&line).trim_end().to_string())
+    }
+
+    fn read_into(&mut self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let line = self.read_line(out)?;
+        let (kind, rest) = line.split_at(1);
+        let n: i64 = rest.parse().unwrap_or(0);
+        match kind {
+            "$" | "=" | "!" if n >= 0 => {
+                let mut buf = vec![0u8; n as usize + 2];
+                self.reader.read_exact(&mut buf)?;
+                out.extend_from_slice(&buf);
+            }
+            "*" | "~" | ">" => {
+                for _ in 0..n.max(0) {
+                    self.read_into(out)?;
+                }
+            }
+            "%" | "|" => {
+                for _ in 0..n.max(0) * 2 {
+                    self.read_into(out)?;
+                }
+                if kind == "|" {
+                    self.read_into(out)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reports whether the server closed the connection (reads EOF within `wait`).
+    pub fn is_closed(&mut self, wait: Duration) -> bool {
+        self.stream.set_read_timeout(Some(wait)).expect("timeout");
+        let mut b = [0u8; 1];
+        let closed = matches!(self.reader.read(&mut b), Ok(0) | Err(_));
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        closed
+    }
+}
+
+/// Encodes a command as a RESP multibulk.
+pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A cursor over reply bytes already read (for splitting arrays in comparisons).
+pub struct ReplyBytes<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Raw {
+    /// Returns a cursor over `data`.
+    pub fn from_bytes(data: &[u8]) -> ReplyBytes<'_> {
+        ReplyBytes { data, pos: 0 }
+    }
+}
+
+impl ReplyBytes<'_> {
+    /// Returns the next line without its CRLF.
+    pub fn line(&mut self) -> String {
+        let rest = &self.data[self.pos..];
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or(rest.len());
+        self.pos += (end + 2).min(rest.len());
+        String::from_utf8_lossy(&rest[..end]).into_owned()
+    }
+
+    /// Returns the bytes of the next complete element.
+    pub fn element(&mut self) -> Vec<u8> {
+        let start = self.pos;
+        self.skip();
+        self.data[start..self.pos].to_vec()
+    }
+
+    fn skip(&mut self) {
+        let line = self.line();
+        if line.is_empty() {
+            return;
+        }
+        let (kind, rest) = line.split_at(1);
+        let n: i64 = rest.parse().unwrap_or(0);
+        match kind {
+            "$" | "=" | "!" if n >= 0 => {
+                self.pos = (self.pos + n as usize + 2).min(self.data.len())
+            }
+            "*" | "~" | ">" => (0..n.max(0)).for_each(|_| self.skip()),
+            "%" => (0..n.max(0) * 2).for_each(|_| self.skip()),
+            _ => {}
+        }
+    }
+}
