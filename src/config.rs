@@ -175,6 +175,8 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// SLOWLOG length.
     pub slowlog_max_len: u64,
+    /// Per-command latency percentiles in `INFO latencystats`.
+    pub latency_tracking: bool,
     /// Hash listpack limit (entries).
     pub hash_max_listpack_entries: u64,
     /// Hash listpack limit (value bytes).
@@ -185,6 +187,9 @@ pub struct Config {
     pub forward: ForwardConfig,
     /// HTTP door.
     pub http: HttpConfig,
+    /// The file the configuration was loaded from (`--config`), absolute: `CONFIG REWRITE`
+    /// writes there and `INFO` shows it. Not a setting itself.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -222,16 +227,22 @@ impl Default for Config {
             logfile: String::new(),
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
-            hash_max_listpack_entries: 128,
+            latency_tracking: true,
+            // Redis 7.0's default (redis.conf and config.c agree on 512).
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             list_max_listpack_size: -2,
             forward: ForwardConfig::default(),
             http: HttpConfig::default(),
+            config_file: None,
         }
     }
 }
 
 // ---- VALUE SYNTAX ----
+//
+// The texts of the errors below are Redis 7.0's (`config.c`): `CONFIG SET` shows them after
+// "CONFIG SET failed (possibly related to argument '<name>') - ".
 
 /// Parses Redis's booleans: `yes`/`no` (TOML `true`/`false` arrive as those words).
 fn parse_bool(v: &str) -> Result<bool, String> {
@@ -246,9 +257,10 @@ fn yes_no(b: bool) -> String {
     if b { "yes" } else { "no" }.into()
 }
 
-/// Parses a memory size with Redis's units (`1k` = 1000, `1kb` = 1024, … `gb`).
+/// Parses a memory size with Redis's units (`1k` = 1000, `1kb` = 1024, … `gb`), as
+/// Redis's `memtoull`: no sign, no spaces, no fractions.
 pub fn parse_memory(v: &str) -> Result<u64, String> {
-    let lower = v.trim().to_ascii_lowercase();
+    let lower = v.to_ascii_lowercase();
     let split = lower
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(lower.len());
@@ -270,11 +282,38 @@ pub fn parse_memory(v: &str) -> Result<u64, String> {
         .ok_or_else(|| "argument must be a memory value".to_string())
 }
 
-fn parse_int<T: std::str::FromStr>(v: &str) -> Result<T, String> {
-    v.trim()
-        .parse()
-        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+/// Parses an integer with `string2ll` rules and checks it against Redis's bounds for the
+/// setting.
+fn int_in(v: &str, min: i64, max: i64) -> Result<i64, String> {
+    let n = crate::resp::decode::parse_i64(v.as_bytes())
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())?;
+    in_bounds(n as i128, min as i128, max as i128)?;
+    Ok(n)
 }
+
+/// Parses a memory value and checks it against Redis's bounds for the setting.
+fn memory_in(v: &str, min: u64, max: u64) -> Result<u64, String> {
+    let n = parse_memory(v)?;
+    in_bounds(n as i128, min as i128, max as i128)?;
+    Ok(n)
+}
+
+fn in_bounds(n: i128, min: i128, max: i128) -> Result<(), String> {
+    if n < min || n > max {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(())
+}
+
+/// Converts a checked value to the field's type (the bounds already guarantee it fits).
+fn fit<T: TryFrom<i64>>(n: i64) -> Result<T, String> {
+    T::try_from(n).map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+const INT_MAX: i64 = i32::MAX as i64;
+const LONG_MAX: i64 = i64::MAX;
 
 fn parse_save(v: &str) -> Result<Vec<(u64, u64)>, String> {
     let words: Vec<&str> = v.split_whitespace().collect();
@@ -308,10 +347,49 @@ fn parse_replicaof(v: &str) -> Result<Option<(String, u16)>, String> {
     }
 }
 
+/// Redis 7.0's eviction policies, in the order its error message lists them.
+const POLICIES: &[&str] = &[
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "noeviction",
+];
+
+/// Smallest replication backlog Redis keeps (`CONFIG_REPL_BACKLOG_MIN_SIZE`, 16kb).
+pub const REPL_BACKLOG_MIN_SIZE: u64 = 16 * 1024;
+
 // ---- THE PARAMETER TABLE ----
 
 type Getter = fn(&Config) -> String;
 type Setter = fn(&mut Config, &str) -> Result<(), String>;
+
+/// Whether and how `CONFIG SET` may change a setting on a running server (Redis's
+/// `MODIFIABLE_CONFIG`, `IMMUTABLE_CONFIG`, `PROTECTED_CONFIG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `CONFIG SET` changes it.
+    Mutable,
+    /// Only the file and the command line set it ("can't set immutable config").
+    Immutable,
+    /// Refused while `enable-protected-configs` is `no`, Redis 7.0's default
+    /// ("can't set protected config"): `dir`, `dbfilename`.
+    Protected,
+}
+
+/// How a value is written back to the TOML file by `CONFIG REWRITE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `yes`/`no`, written as `true`/`false`.
+    Bool,
+    /// A number, written bare.
+    Int,
+    /// Anything else, written as a quoted string.
+    Str,
+}
 
 /// One named setting: how to read it and how to set it from text.
 pub struct Param {
@@ -322,11 +400,22 @@ pub struct Param {
     /// Sets it from text, with Redis's syntax.
     pub set: Setter,
     /// Whether `CONFIG SET` may change it on a running server.
-    pub mutable: bool,
+    pub mode: Mode,
+    /// The value's TOML type.
+    pub kind: Kind,
+    /// Whether its value is a secret: SLOWLOG and MONITOR show `(redacted)` instead
+    /// (Redis's `SENSITIVE_CONFIG`).
+    pub sensitive: bool,
 }
 
 macro_rules! param {
-    ($name:literal, $mutable:expr, |$c:ident| $get:expr, |$cs:ident, $v:ident| $set:expr) => {
+    ($name:literal, $mode:ident, $kind:ident, |$c:ident| $get:expr, |$cs:ident, $v:ident| $set:expr) => {
+        param!(@ $name, $mode, $kind, false, |$c| $get, |$cs, $v| $set)
+    };
+    (secret $name:literal, $mode:ident, $kind:ident, |$c:ident| $get:expr, |$cs:ident, $v:ident| $set:expr) => {
+        param!(@ $name, $mode, $kind, true, |$c| $get, |$cs, $v| $set)
+    };
+    (@ $name:literal, $mode:ident, $kind:ident, $secret:expr, |$c:ident| $get:expr, |$cs:ident, $v:ident| $set:expr) => {
         Param {
             name: $name,
             get: |$c: &Config| $get,
@@ -334,49 +423,56 @@ macro_rules! param {
                 $set;
                 Ok(())
             },
-            mutable: $mutable,
+            mode: Mode::$mode,
+            kind: Kind::$kind,
+            sensitive: $secret,
         }
     };
 }
 
 /// Every setting kura has, in `CONFIG GET *` order.
 pub static PARAMS: &[Param] = &[
-    param!("bind", false, |c| c.bind.join(" "), |c, v| c.bind =
+    param!("bind", Immutable, Str, |c| c.bind.join(" "), |c, v| c.bind =
         v.split_whitespace().map(String::from).collect()),
-    param!("port", false, |c| c.port.to_string(), |c, v| c.port =
-        parse_int(v)?),
+    param!("port", Immutable, Int, |c| c.port.to_string(), |c, v| c
+        .port =
+        fit(int_in(v, 0, 65535)?)?),
     param!(
         "protected-mode",
-        true,
+        Mutable,
+        Bool,
         |c| yes_no(c.protected_mode),
         |c, v| c.protected_mode = parse_bool(v)?
     ),
-    param!("requirepass", true, |c| c.requirepass.clone(), |c, v| c
+    param!(secret "requirepass", Mutable, Str, |c| c.requirepass.clone(), |c, v| c
         .requirepass =
         v.to_string()),
-    param!("databases", false, |c| c.databases.to_string(), |c, v| c
+    param!("databases", Immutable, Int, |c| c.databases.to_string(), |c, v| c
         .databases =
-        parse_int(v)?),
-    param!("maxclients", true, |c| c.maxclients.to_string(), |c, v| c
+        fit(int_in(v, 1, INT_MAX)?)?),
+    param!("maxclients", Mutable, Int, |c| c.maxclients.to_string(), |c, v| c
         .maxclients =
-        parse_int(v)?),
-    param!("timeout", true, |c| c.timeout.to_string(), |c, v| c
+        fit(int_in(v, 1, u32::MAX as i64)?)?),
+    param!("timeout", Mutable, Int, |c| c.timeout.to_string(), |c, v| c
         .timeout =
-        parse_int(v)?),
+        fit(int_in(v, 0, INT_MAX)?)?),
     param!(
         "tcp-keepalive",
-        true,
+        Mutable,
+        Int,
         |c| c.tcp_keepalive.to_string(),
-        |c, v| c.tcp_keepalive = parse_int(v)?
+        |c, v| c.tcp_keepalive = fit(int_in(v, 0, INT_MAX)?)?
     ),
-    param!("dir", true, |c| c.dir.display().to_string(), |c, v| c.dir =
+    param!("dir", Protected, Str, |c| c.dir.display().to_string(), |c, v| c
+        .dir =
         PathBuf::from(v)),
-    param!("dbfilename", true, |c| c.dbfilename.clone(), |c, v| c
+    param!("dbfilename", Protected, Str, |c| c.dbfilename.clone(), |c, v| c
         .dbfilename =
         v.to_string()),
     param!(
         "save",
-        true,
+        Mutable,
+        Str,
         |c| c
             .save
             .iter()
@@ -387,25 +483,32 @@ pub static PARAMS: &[Param] = &[
     ),
     param!(
         "rdbcompression",
-        true,
+        Mutable,
+        Bool,
         |c| yes_no(c.rdbcompression),
         |c, v| c.rdbcompression = parse_bool(v)?
     ),
-    param!("rdbchecksum", true, |c| yes_no(c.rdbchecksum), |c, v| c
-        .rdbchecksum =
-        parse_bool(v)?),
+    param!(
+        "rdbchecksum",
+        Immutable,
+        Bool,
+        |c| yes_no(c.rdbchecksum),
+        |c, v| c.rdbchecksum = parse_bool(v)?
+    ),
     param!(
         "stop-writes-on-bgsave-error",
-        true,
+        Mutable,
+        Bool,
         |c| yes_no(c.stop_writes_on_bgsave_error),
         |c, v| c.stop_writes_on_bgsave_error = parse_bool(v)?
     ),
-    param!("appendonly", true, |c| yes_no(c.appendonly), |c, v| c
+    param!("appendonly", Mutable, Bool, |c| yes_no(c.appendonly), |c, v| c
         .appendonly =
         parse_bool(v)?),
     param!(
         "appendfsync",
-        true,
+        Mutable,
+        Str,
         |c| match c.appendfsync {
             AppendFsync::Always => "always".into(),
             AppendFsync::Everysec => "everysec".into(),
@@ -416,24 +519,27 @@ pub static PARAMS: &[Param] = &[
             "everysec" => AppendFsync::Everysec,
             "no" => AppendFsync::No,
             _ =>
-                return Err("argument(s) must be one of the following: always, everysec, no".into()),
+                return Err("argument(s) must be one of the following: everysec, always, no".into()),
         }
     ),
     param!(
         "appendfilename",
-        false,
+        Immutable,
+        Str,
         |c| c.appendfilename.clone(),
         |c, v| c.appendfilename = v.to_string()
     ),
     param!(
         "appenddirname",
-        false,
+        Immutable,
+        Str,
         |c| c.appenddirname.clone(),
         |c, v| c.appenddirname = v.to_string()
     ),
     param!(
         "replicaof",
-        false,
+        Immutable,
+        Str,
         |c| c
             .replicaof
             .as_ref()
@@ -441,126 +547,158 @@ pub static PARAMS: &[Param] = &[
             .unwrap_or_default(),
         |c, v| c.replicaof = parse_replicaof(v)?
     ),
-    param!("masterauth", true, |c| c.masterauth.clone(), |c, v| c
+    param!(secret "masterauth", Mutable, Str, |c| c.masterauth.clone(), |c, v| c
         .masterauth =
         v.to_string()),
-    param!("masteruser", true, |c| c.masteruser.clone(), |c, v| c
+    param!(secret "masteruser", Mutable, Str, |c| c.masteruser.clone(), |c, v| c
         .masteruser =
         v.to_string()),
     param!(
         "replica-read-only",
-        true,
+        Mutable,
+        Bool,
         |c| yes_no(c.replica_read_only),
         |c, v| c.replica_read_only = parse_bool(v)?
     ),
     param!(
         "repl-backlog-size",
-        true,
+        Mutable,
+        Int,
         |c| c.repl_backlog_size.to_string(),
-        |c, v| c.repl_backlog_size = parse_memory(v)?
+        // Redis keeps at least 16kb (`resizeReplicationBacklog`) and shows the clamped value.
+        |c, v| c.repl_backlog_size = memory_in(v, 1, LONG_MAX as u64)?.max(REPL_BACKLOG_MIN_SIZE)
     ),
-    param!("maxmemory", true, |c| c.maxmemory.to_string(), |c, v| c
+    param!("maxmemory", Mutable, Int, |c| c.maxmemory.to_string(), |c, v| c
         .maxmemory =
         parse_memory(v)?),
     param!(
         "maxmemory-policy",
-        true,
+        Mutable,
+        Str,
         |c| c.maxmemory_policy.clone(),
         |c, v| {
-            if !v.eq_ignore_ascii_case("noeviction") {
+            let lower = v.to_ascii_lowercase();
+            if !POLICIES.contains(&lower.as_str()) {
+                return Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    POLICIES.join(", ")
+                ));
+            }
+            if lower != "noeviction" {
                 return Err(
                     "kura supports only 'noeviction': a log store never drops records".into(),
                 );
             }
-            c.maxmemory_policy = v.to_ascii_lowercase()
+            c.maxmemory_policy = lower
         }
     ),
     param!(
         "proto-max-bulk-len",
-        true,
+        Mutable,
+        Int,
         |c| c.proto_max_bulk_len.to_string(),
-        |c, v| c.proto_max_bulk_len = parse_memory(v)?
+        |c, v| c.proto_max_bulk_len = memory_in(v, 1024 * 1024, LONG_MAX as u64)?
     ),
     param!(
         "client-query-buffer-limit",
-        true,
+        Mutable,
+        Int,
         |c| c.client_query_buffer_limit.to_string(),
-        |c, v| c.client_query_buffer_limit = parse_memory(v)?
+        |c, v| c.client_query_buffer_limit = memory_in(v, 1024 * 1024, LONG_MAX as u64)?
     ),
-    param!("hz", true, |c| c.hz.to_string(), |c, v| c.hz =
-        parse_int(v)?),
-    param!("loglevel", true, |c| c.loglevel.clone(), |c, v| {
+    // Redis clamps hz to 1..=500 (`CONFIG_MIN_HZ`, `CONFIG_MAX_HZ`) and shows the clamped value.
+    param!("hz", Mutable, Int, |c| c.hz.to_string(), |c, v| c.hz =
+        fit::<u32>(int_in(v, 0, INT_MAX)?)?.clamp(1, 500)),
+    param!("loglevel", Mutable, Str, |c| c.loglevel.clone(), |c, v| {
         let l = v.to_ascii_lowercase();
+        // "nothing" is accepted as in Redis 7.2; the error lists 7.0's levels.
         if !["debug", "verbose", "notice", "warning", "nothing"].contains(&l.as_str()) {
             return Err(
-                    "argument(s) must be one of the following: debug, verbose, notice, warning, nothing"
-                        .into(),
-                );
+                "argument(s) must be one of the following: debug, verbose, notice, warning".into(),
+            );
         }
         c.loglevel = l
     }),
-    param!("logfile", false, |c| c.logfile.clone(), |c, v| c.logfile =
+    param!("logfile", Immutable, Str, |c| c.logfile.clone(), |c, v| c
+        .logfile =
         v.to_string()),
     param!(
         "slowlog-log-slower-than",
-        true,
+        Mutable,
+        Int,
         |c| c.slowlog_log_slower_than.to_string(),
-        |c, v| c.slowlog_log_slower_than = parse_int(v)?
+        |c, v| c.slowlog_log_slower_than = int_in(v, -1, LONG_MAX)?
     ),
     param!(
         "slowlog-max-len",
-        true,
+        Mutable,
+        Int,
         |c| c.slowlog_max_len.to_string(),
-        |c, v| c.slowlog_max_len = parse_int(v)?
+        |c, v| c.slowlog_max_len = fit(int_in(v, 0, LONG_MAX)?)?
+    ),
+    param!(
+        "latency-tracking",
+        Mutable,
+        Bool,
+        |c| yes_no(c.latency_tracking),
+        |c, v| c.latency_tracking = parse_bool(v)?
     ),
     param!(
         "hash-max-listpack-entries",
-        true,
+        Mutable,
+        Int,
         |c| c.hash_max_listpack_entries.to_string(),
-        |c, v| c.hash_max_listpack_entries = parse_int(v)?
+        |c, v| c.hash_max_listpack_entries = fit(int_in(v, 0, LONG_MAX)?)?
     ),
     param!(
         "hash-max-listpack-value",
-        true,
+        Mutable,
+        Int,
         |c| c.hash_max_listpack_value.to_string(),
-        |c, v| c.hash_max_listpack_value = parse_int(v)?
+        |c, v| c.hash_max_listpack_value = fit(int_in(v, 0, LONG_MAX)?)?
     ),
     param!(
         "list-max-listpack-size",
-        true,
+        Mutable,
+        Int,
         |c| c.list_max_listpack_size.to_string(),
-        |c, v| c.list_max_listpack_size = parse_int(v)?
+        |c, v| c.list_max_listpack_size = int_in(v, i32::MIN as i64, INT_MAX)?
     ),
-    param!("forward.bind", false, |c| c.forward.bind.clone(), |c, v| {
+    param!("forward.bind", Immutable, Str, |c| c.forward.bind.clone(), |c, v| {
         c.forward.bind = v.to_string()
     }),
     param!(
         "forward.port",
-        false,
+        Immutable,
+        Int,
         |c| c.forward.port.to_string(),
-        |c, v| c.forward.port = parse_int(v)?
+        |c, v| c.forward.port = fit(int_in(v, 0, 65535)?)?
     ),
     param!(
-        "forward.shared_key",
-        false,
+        secret "forward.shared_key",
+        Immutable,
+        Str,
         |c| c.forward.shared_key.clone(),
         |c, v| c.forward.shared_key = v.to_string()
     ),
     param!(
         "forward.self_hostname",
-        false,
+        Immutable,
+        Str,
         |c| c.forward.self_hostname.clone(),
         |c, v| c.forward.self_hostname = v.to_string()
     ),
     param!(
         "forward.chunk_size_limit",
-        false,
+        Immutable,
+        Int,
         |c| c.forward.chunk_size_limit.to_string(),
         |c, v| c.forward.chunk_size_limit = parse_memory(v)?
     ),
     param!(
         "forward.ack_after",
-        false,
+        Immutable,
+        Str,
         |c| match c.forward.ack_after {
             AckAfter::Applied => "applied".into(),
             AckAfter::Fsynced => "fsynced".into(),
@@ -573,29 +711,38 @@ pub static PARAMS: &[Param] = &[
             _ => return Err("must be one of: applied, fsynced, replicated".into()),
         }
     ),
-    param!("http.bind", false, |c| c.http.bind.clone(), |c, v| c
+    param!("http.bind", Immutable, Str, |c| c.http.bind.clone(), |c, v| c
         .http
         .bind =
         v.to_string()),
-    param!("http.port", false, |c| c.http.port.to_string(), |c, v| c
+    param!("http.port", Immutable, Int, |c| c.http.port.to_string(), |c, v| c
         .http
         .port =
-        parse_int(v)?),
-    param!("http.token", false, |c| c.http.token.clone(), |c, v| c
+        fit(int_in(v, 0, 65535)?)?),
+    param!(secret "http.token", Immutable, Str, |c| c.http.token.clone(), |c, v| c
         .http
         .token =
         v.to_string()),
 ];
 
-/// Finds a parameter by name (case-insensitive, `slaveof` as an alias of `replicaof`).
+/// Old names Redis still accepts for a setting, each listed by `CONFIG GET *` as well
+/// (Redis 7.0 `config.c` aliases): (alias, name).
+pub static ALIASES: &[(&str, &str)] = &[
+    ("slaveof", "replicaof"),
+    ("slave-read-only", "replica-read-only"),
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+];
+
+/// Finds a parameter by name or alias, ignoring ASCII case.
 pub fn find_param(name: &str) -> Option<&'static Param> {
     let lower = name.to_ascii_lowercase();
-    let lower = match lower.as_str() {
-        "slaveof" => "replicaof".to_string(),
-        "slave-read-only" => "replica-read-only".to_string(),
-        _ => lower,
-    };
-    PARAMS.iter().find(|p| p.name == lower)
+    let canonical = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == lower)
+        .map_or(lower.as_str(), |(_, n)| n);
+    PARAMS.iter().find(|p| p.name == canonical)
 }
 
 impl Config {
@@ -611,6 +758,94 @@ impl Config {
     /// Reads one parameter as text.
     pub fn get(&self, name: &str) -> Option<String> {
         find_param(name).map(|p| (p.get)(self))
+    }
+
+    /// Renders the configuration as TOML for `CONFIG REWRITE`: `old` (the file's current
+    /// text) is kept line by line, comments included; each `name = value` line of a known
+    /// setting gets the current value, and settings that differ from their default but are
+    /// missing from the file are appended to their table (as Redis's `rewriteConfig` keeps
+    /// the file and appends what it lacks).
+    pub fn rewrite_toml(&self, old: &str) -> String {
+        let defaults = Config::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut out: Vec<String> = Vec::new();
+        let mut table = String::new();
+        // Per table: the index in `out` after which missing settings go (its last setting,
+        // else its header; `None` for the top level before any setting).
+        let mut anchors: Vec<(String, Option<usize>)> = vec![(String::new(), None)];
+        for line in old.lines() {
+            let trimmed = line.trim();
+            if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+                table = name.trim().to_string();
+                out.push(line.to_string());
+                anchors.push((table.clone(), Some(out.len() - 1)));
+                continue;
+            }
+            let key = (!trimmed.starts_with('#'))
+                .then(|| trimmed.split_once('='))
+                .flatten()
+                .map(|(k, _)| k.trim().trim_matches('"'));
+            let Some(key) = key else {
+                out.push(line.to_string());
+                continue;
+            };
+            let full = if table.is_empty() {
+                key.to_string()
+            } else {
+                format!("{table}.{key}")
+            };
+            match find_param(&full) {
+                Some(p) => {
+                    let indent = &line[..line.len() - line.trim_start().len()];
+                    out.push(format!("{indent}{key} = {}", toml_value(p, &(p.get)(self))));
+                    seen.insert(p.name);
+                }
+                None => out.push(line.to_string()),
+            }
+            if let Some(a) = anchors.iter_mut().rev().find(|(t, _)| *t == table) {
+                a.1 = Some(out.len() - 1);
+            }
+        }
+        let mut inserts: Vec<(usize, String)> = Vec::new();
+        let mut new_tables: Vec<(&str, Vec<String>)> = Vec::new();
+        for p in PARAMS {
+            let value = (p.get)(self);
+            if seen.contains(p.name) || value == (p.get)(&defaults) {
+                continue;
+            }
+            let (tname, key) = p.name.split_once('.').unwrap_or(("", p.name));
+            let line = format!("{key} = {}", toml_value(p, &value));
+            match anchors.iter().find(|(t, _)| t == tname) {
+                Some((_, at)) => inserts.push((at.map_or(0, |i| i + 1), line)),
+                None => match new_tables.iter_mut().find(|(t, _)| *t == tname) {
+                    Some((_, lines)) => lines.push(line),
+                    None => new_tables.push((tname, vec![line])),
+                },
+            }
+        }
+        // Insert from the bottom up so earlier positions stay valid; a stable sort keeps
+        // the table order among lines for the same position.
+        inserts.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        let mut i = 0;
+        while i < inserts.len() {
+            let at = inserts[i].0;
+            let mut j = i;
+            while j < inserts.len() && inserts[j].0 == at {
+                j += 1;
+            }
+            for (k, (_, line)) in inserts[i..j].iter().enumerate() {
+                out.insert(at + k, line.clone());
+            }
+            i = j;
+        }
+        for (t, lines) in new_tables {
+            out.push(String::new());
+            out.push(format!("[{t}]"));
+            out.extend(lines);
+        }
+        let mut text = out.join("\n");
+        text.push('\n');
+        text
     }
 
     /// Applies a TOML document: top-level keys are Redis settings, `[forward]` and `[http]`
@@ -685,6 +920,8 @@ impl Config {
         let mut cfg = Config::default();
         if let Some(f) = file {
             cfg.apply_file(&f)?;
+            // Redis keeps the absolute path: CONFIG REWRITE must find the file after a chdir.
+            cfg.config_file = Some(std::path::absolute(&f).unwrap_or(f));
         }
         for (k, v) in pairs {
             cfg.set(&k, &v)?;
@@ -736,6 +973,28 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// Formats a setting's value as a TOML value of its kind.
+fn toml_value(p: &Param, value: &str) -> String {
+    match p.kind {
+        Kind::Bool => (value == "yes").to_string(),
+        Kind::Int if crate::resp::decode::parse_i64(value.as_bytes()).is_some() => value.into(),
+        _ => {
+            let mut s = String::from("\"");
+            for c in value.chars() {
+                match c {
+                    '"' => s.push_str("\\\""),
+                    '\\' => s.push_str("\\\\"),
+                    '\n' => s.push_str("\\n"),
+                    c if c.is_control() => s.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => s.push(c),
+                }
+            }
+            s.push('"');
+            s
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::clock::Clock;
 use crate::cmd::exec::Engine;
 use crate::cmd::pubsub::Registry;
-use crate::cmd::server::SlowLog;
+use crate::cmd::server::{SlowLog, Tracking};
 use crate::cmd::table::CommandSpec;
 use crate::cmd::{Reply, Session};
 use crate::config::Config;
@@ -48,8 +48,11 @@ pub struct ClientInfo {
     pub multi: AtomicI64,
     /// RESP version.
     pub resp: AtomicUsize,
-    /// Flags shown by CLIENT LIST (`N`, `M` for monitor, `P` pubsub, `b` blocked, `x` multi).
+    /// Flags shown by CLIENT LIST, Redis's letters: `O` monitor, `S` replica, `M` master,
+    /// `P` pubsub, `x` multi, `b` blocked, `e` no-evict; `N` for none.
     pub flags: Mutex<String>,
+    /// The socket's file descriptor (CLIENT LIST `fd=`), -1 when unknown.
+    pub fd: AtomicI64,
     /// Bytes waiting in the query buffer at the last read.
     pub qbuf: AtomicUsize,
     /// Set by CLIENT KILL; the connection closes.
@@ -76,6 +79,7 @@ impl ClientInfo {
             multi: AtomicI64::new(-1),
             resp: AtomicUsize::new(2),
             flags: Mutex::new("N".into()),
+            fd: AtomicI64::new(-1),
             qbuf: AtomicUsize::new(0),
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
@@ -170,6 +174,8 @@ pub struct ServerState {
     pub monitors: Mutex<BTreeMap<u64, mpsc::UnboundedSender<Reply>>>,
     /// SLOWLOG entries.
     pub slowlog: Mutex<SlowLog>,
+    /// Per-command latencies and traffic rates (INFO latencystats, `instantaneous_*`).
+    pub tracking: Mutex<Tracking>,
     /// Traffic counters.
     pub net: NetStats,
     /// Bytes allocated, refreshed by the server cron (INFO `used_memory`).
@@ -184,6 +190,9 @@ pub struct ServerState {
     pub started_unix: i64,
     /// 40 hex characters identifying this run.
     pub run_id: String,
+    /// The replication id this server's write stream carries (`master_replid`, PSYNC):
+    /// 40 hex characters, new at each start, replaced on promotion.
+    pub replid: Mutex<String>,
     /// Port actually bound by the RESP door (0 before binding).
     pub tcp_port: AtomicUsize,
     /// Path of the config file, if any.
@@ -201,13 +210,16 @@ impl ServerState {
         let now = clock.now_ms();
         let engine = Engine::new(config.databases, config.repl_backlog_size as usize);
         let (shutdown_tx, _) = watch::channel(false);
-        let run_id = {
+        let hex40 = || -> String {
             use rand::Rng;
             let mut rng = rand::thread_rng();
             (0..40)
                 .map(|_| format!("{:x}", rng.gen_range(0..16u8)))
                 .collect()
         };
+        let run_id = hex40();
+        let replid = Mutex::new(hex40());
+        let config_file = Mutex::new(config.config_file.clone());
         let slowlog = SlowLog::new(config.slowlog_max_len as usize);
         ServerState {
             config: RwLock::new(config),
@@ -217,6 +229,7 @@ impl ServerState {
             pubsub: Mutex::new(Registry::default()),
             monitors: Mutex::new(BTreeMap::new()),
             slowlog: Mutex::new(slowlog),
+            tracking: Mutex::new(Tracking::default()),
             net: NetStats::default(),
             used_memory: AtomicU64::new(0),
             used_memory_peak: AtomicU64::new(0),
@@ -224,8 +237,9 @@ impl ServerState {
             started: Instant::now(),
             started_unix: now / 1000,
             run_id,
+            replid,
             tcp_port: AtomicUsize::new(0),
-            config_file: Mutex::new(None),
+            config_file,
             shutdown_tx,
             lastsave: AtomicI64::new(now / 1000),
         }

@@ -344,7 +344,7 @@ pub fn execute(srv: &ServerState, sess: &mut Session, argv: Argv) -> Outcome {
             }
             if let Some(spec) = lookup(&argv[0]) {
                 st.cmdstats
-                    .entry(spec.name.to_string())
+                    .entry(super::server::full_name(spec, &argv))
                     .or_default()
                     .rejected += 1;
             }
@@ -422,7 +422,10 @@ pub fn run_locked(
     }
     let usec = start.elapsed().as_micros() as u64;
     st.stats.total_commands_processed += 1;
-    let stat = st.cmdstats.entry(spec.name.to_string()).or_default();
+    let stat = st
+        .cmdstats
+        .entry(super::server::full_name(spec, &argv))
+        .or_default();
     stat.calls += 1;
     stat.usec += usec;
     if let Reply::Error(e) = &reply {

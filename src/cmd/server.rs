@@ -1,53 +1,514 @@
-//! Server commands: INFO, CONFIG, COMMAND, CLIENT, TIME, MONITOR, SLOWLOG, DBSIZE-free admin.
+//! Server commands (Redis `server.c`, `config.c`, `networking.c`, `slowlog.c`): INFO, CONFIG,
+//! COMMAND, CLIENT, SLOWLOG, TIME, LASTSAVE, ROLE, SHUTDOWN, DEBUG, FUNCTION, MEMORY, LOLWUT.
+//!
+//! Each large command has its own module below; this one holds the table, the small
+//! commands, and what the containers share (subcommand dispatch, HELP replies, globs).
+
+pub mod client;
+pub mod command;
+pub mod config_cmd;
+pub mod info;
+pub mod meta;
+pub mod slowlog;
 
 use bytes::Bytes;
 
+use super::args::{int, is, text};
 use super::exec::Ctx;
-use super::reply::{CmdResult, Reply};
-use super::session::Session;
+use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
 use super::table::CommandSpec;
 use crate::command;
-use crate::state::ServerState;
+
+pub use slowlog::{record_slowlog, SlowLog, Tracking};
 
 /// Server commands.
-pub static COMMANDS: &[CommandSpec] = &[command!(
-    "command",
-    -1,
-    LOADING | STALE,
-    (0, 0, 0),
-    "server",
-    command_cmd
-)];
+pub static COMMANDS: &[CommandSpec] = &[
+    command!(
+        "command",
+        -1,
+        LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        command::command_cmd,
+        subs = command::SUBS
+    ),
+    command!("info", -1, LOADING | STALE, (0, 0, 0), "server", info::info_cmd),
+    command!(
+        "config",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        config_cmd::config_cmd,
+        subs = config_cmd::SUBS
+    ),
+    command!(
+        "client",
+        -2,
+        NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "connection",
+        client::client_cmd,
+        subs = client::SUBS
+    ),
+    command!(
+        "slowlog",
+        -2,
+        ADMIN | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        slowlog::slowlog_cmd,
+        subs = slowlog::SUBS
+    ),
+    command!("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
+    command!(
+        "lastsave",
+        1,
+        LOADING | STALE | FAST,
+        (0, 0, 0),
+        "server",
+        lastsave
+    ),
+    command!(
+        "role",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST,
+        (0, 0, 0),
+        "server",
+        role
+    ),
+    command!(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI,
+        (0, 0, 0),
+        "server",
+        shutdown
+    ),
+    command!(
+        "debug",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        debug
+    ),
+    command!(
+        "function",
+        -2,
+        NOSCRIPT,
+        (0, 0, 0),
+        "scripting",
+        function,
+        subs = FUNCTION_SUBS
+    ),
+    command!(
+        "memory",
+        -2,
+        READONLY,
+        (0, 0, 0),
+        "server",
+        memory,
+        subs = MEMORY_SUBS
+    ),
+    command!("lolwut", -1, READONLY | FAST, (0, 0, 0), "server", lolwut),
+];
 
-fn command_cmd(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    Ok(Reply::Array(vec![]))
-}
+// ---- SHARED BY THE CONTAINERS ----
 
-/// SLOWLOG entries.
-#[derive(Debug)]
-pub struct SlowLog {
-    max_len: usize,
-}
+/// Arities of subcommands Redis 7.0 lacks (CLIENT SETINFO and NO-TOUCH are 7.2's).
+const EXTRA_ARITY: &[(&str, i32)] = &[("client|setinfo", 4), ("client|no-touch", 3)];
 
-impl SlowLog {
-    /// Returns an empty log keeping `max_len` entries.
-    pub fn new(max_len: usize) -> Self {
-        SlowLog { max_len }
+/// Returns a subcommand's Redis arity (from Redis's own metadata).
+pub fn sub_arity(full: &str) -> Option<i32> {
+    if let Some((_, a)) = EXTRA_ARITY.iter().find(|(n, _)| *n == full) {
+        return Some(*a);
     }
-
-    /// Returns the capacity.
-    pub fn max_len(&self) -> usize {
-        self.max_len
+    match &meta::get(full)?.info {
+        Reply::Array(e) => match e.get(1) {
+            Some(Reply::Int(n)) => Some(*n as i32),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
-/// Records a command in SLOWLOG when it ran longer than `slowlog-log-slower-than`.
-pub fn record_slowlog(
-    _srv: &ServerState,
-    _sess: &Session,
-    _spec: &CommandSpec,
-    _argv: &[Bytes],
-    _usec: u64,
-) {
+/// Resolves `argv[1]` of container `name` to one of `subs` (`name|sub` names), with Redis's
+/// unknown-subcommand and subcommand-arity errors; returns the lowercase subcommand.
+pub fn subcommand(name: &str, argv: &[Bytes], subs: &[&str]) -> Result<String, CmdError> {
+    let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
+    let full = format!("{name}|{sub}");
+    if !subs.contains(&full.as_str()) {
+        return Err(CmdError::UnknownSubcommand {
+            sub: text(&argv[1]).chars().take(128).collect(),
+            cmd: name.to_ascii_uppercase(),
+        });
+    }
+    if let Some(arity) = sub_arity(&full) {
+        let argc = argv.len() as i32;
+        if (arity > 0 && argc != arity) || argc < -arity {
+            return Err(CmdError::Arity(full));
+        }
+    }
+    Ok(sub)
+}
+
+/// Returns a HELP reply: one simple string per line (Redis's `addReplyHelp`).
+pub fn help(lines: &[&str]) -> Reply {
+    Reply::Array(lines.iter().map(|l| Reply::Simple((*l).into())).collect())
+}
+
+/// Returns the name Redis counts a call under: `config|get` for a known subcommand of a
+/// container, the command's name otherwise (INFO commandstats, latencystats).
+pub fn full_name(spec: &CommandSpec, argv: &[Bytes]) -> String {
+    if !spec.subcommands.is_empty() && argv.len() > 1 {
+        let full = format!(
+            "{}|{}",
+            spec.name,
+            String::from_utf8_lossy(&argv[1]).to_ascii_lowercase()
+        );
+        if spec.subcommands.contains(&full.as_str()) {
+            return full;
+        }
+    }
+    spec.name.to_string()
+}
+
+/// Matches `s` against a Redis glob pattern (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as
+/// Redis's `stringmatchlen`.
+pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let (mut p, mut i) = (0, 0);
+    // Where to resume after the last `*`: (pattern position after it, string position).
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if p < pattern.len() {
+            let mut matched = None;
+            match pattern[p] {
+                b'*' => {
+                    while p + 1 < pattern.len() && pattern[p + 1] == b'*' {
+                        p += 1;
+                    }
+                    star = Some((p + 1, i));
+                    p += 1;
+                    continue;
+                }
+                b'?' if i < s.len() => matched = Some(p + 1),
+                b'[' if i < s.len() => {
+                    let mut q = p + 1;
+                    let not = q < pattern.len() && pattern[q] == b'^';
+                    if not {
+                        q += 1;
+                    }
+                    let mut hit = false;
+                    loop {
+                        if q >= pattern.len() {
+                            q -= 1;
+                            break;
+                        }
+                        if pattern[q] == b']' {
+                            break;
+                        }
+                        if pattern[q] == b'\\' && q + 2 < pattern.len() {
+                            q += 1;
+                            hit |= eq(pattern[q], s[i]);
+                        } else if q + 2 < pattern.len() && pattern[q + 1] == b'-' {
+                            let (mut lo, mut hi) = (pattern[q], pattern[q + 2]);
+                            if lo > hi {
+                                std::mem::swap(&mut lo, &mut hi);
+                            }
+                            let c = s[i];
+                            hit |= (lo..=hi).contains(&c)
+                                || (nocase
+                                    && ((lo..=hi).contains(&c.to_ascii_lowercase())
+                                        || (lo..=hi).contains(&c.to_ascii_uppercase())));
+                            q += 2;
+                        } else {
+                            hit |= eq(pattern[q], s[i]);
+                        }
+                        q += 1;
+                    }
+                    if hit != not {
+                        matched = Some(q + 1);
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() && i < s.len() => {
+                    if eq(pattern[p + 1], s[i]) {
+                        matched = Some(p + 2);
+                    }
+                }
+                c if i < s.len() => {
+                    if eq(c, s[i]) {
+                        matched = Some(p + 1);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(np) = matched {
+                p = np;
+                i += 1;
+                continue;
+            }
+        } else if i == s.len() {
+            return true;
+        }
+        // Mismatch: let the last `*` swallow one more byte.
+        match star {
+            Some((sp, si)) if si < s.len() => {
+                star = Some((sp, si + 1));
+                p = sp;
+                i = si + 1;
+            }
+            _ => return false,
+        }
+    }
+}
+
+// ---- SMALL COMMANDS ----
+
+/// `TIME`: [unix seconds, microseconds], as bulk strings.
+fn time(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let us = ctx.srv.clock.now_us();
+    Ok(Reply::Array(vec![
+        Reply::BulkStr((us / 1_000_000).to_string()),
+        Reply::BulkStr((us % 1_000_000).to_string()),
+    ]))
+}
+
+/// `LASTSAVE`: unix seconds of the last successful save (the start time until one).
+fn lastsave(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Ok(Reply::Int(
+        ctx.srv.lastsave.load(std::sync::atomic::Ordering::Relaxed),
+    ))
+}
+
+/// `ROLE`: `["master", offset, []]`, or a replica's `["slave", host, port, state, offset]`.
+fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    let offset = ctx.st.stream.offset() as i64;
+    Ok(match ctx.srv.with_config(|c| c.replicaof.clone()) {
+        Some((host, port)) => Reply::Array(vec![
+            Reply::bulk("slave"),
+            Reply::BulkStr(host),
+            Reply::Int(port.into()),
+            Reply::bulk("connect"),
+            Reply::Int(-1),
+        ]),
+        None => Reply::Array(vec![
+            Reply::bulk("master"),
+            Reply::Int(offset),
+            Reply::Array(vec![]),
+        ]),
+    })
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: stops the server. The connection is
+/// closed without a reply, as Redis exits before answering; the server's shutdown path
+/// finishes in-flight work and saves (rule 8 of STYLE.md).
+fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    for a in &argv[1..] {
+        if is(a, "nosave") {
+            nosave = true;
+        } else if is(a, "save") {
+            save = true;
+        } else if is(a, "now") || is(a, "force") {
+            other = true;
+        } else if is(a, "abort") {
+            abort = true;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if (save && nosave) || (abort && (save || nosave || other)) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        // kura's shutdown never waits for replicas, so there is nothing to abort.
+        return Err(CmdError::err("No shutdown in progress."));
+    }
+    tracing::warn!(client = ctx.sess.id, "user requested shutdown");
+    ctx.sess.close_after_reply = true;
+    ctx.srv.request_shutdown();
+    Ok(Reply::NoReply)
+}
+
+/// `DEBUG`: disabled, as in a default Redis 7.0 (`enable-debug-command no`).
+fn debug(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    Err(CmdError::err(
+        "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+    ))
+}
+
+/// FUNCTION's subcommands kura answers (it has no functions).
+const FUNCTION_SUBS: &[&str] = &["function|flush", "function|help", "function|list"];
+
+const FUNCTION_HELP: &[&str] = &[
+    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "LOAD [REPLACE] <FUNCTION CODE>",
+    "    Create a new library with the given library name and code.",
+    "DELETE <LIBRARY NAME>",
+    "    Delete the given library.",
+    "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+    "    Return general information on all the libraries:",
+    "    * Library name",
+    "    * The engine used to run the Library",
+    "    * Library description",
+    "    * Functions list",
+    "    * Library code (if WITHCODE is given)",
+    "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+    "STATS",
+    "    Return information about the current function running:",
+    "    * Function name",
+    "    * Command used to run the function",
+    "    * Duration in MS that the function is running",
+    "    If no function is running, return nil",
+    "    In addition, returns a list of available engines.",
+    "KILL",
+    "    Kill the current running function.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Delete all the libraries.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the libraries.",
+    "    * SYNC: Synchronously flush the libraries.",
+    "DUMP",
+    "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+    "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+    "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+    "    control how to handle existing libraries (default APPEND):",
+    "    * FLUSH: delete all existing libraries.",
+    "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+    "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+    "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+    "      in case of functions name collision with another library).",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// `FUNCTION FLUSH [ASYNC|SYNC]`, `FUNCTION LIST [LIBRARYNAME p] [WITHCODE]`: kura has no
+/// functions, so flushing succeeds and listing is empty; clients that reset a server
+/// (test suites, `redis-cli --flushall`-style tools) keep working.
+fn function(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let sub = subcommand("function", argv, FUNCTION_SUBS)?;
+    match sub.as_str() {
+        "help" => Ok(help(FUNCTION_HELP)),
+        "flush" => match argv.len() {
+            2 => Ok(Reply::Ok),
+            3 if is(&argv[2], "async") || is(&argv[2], "sync") => Ok(Reply::Ok),
+            3 => Err(CmdError::err(
+                "FUNCTION FLUSH only supports SYNC|ASYNC option",
+            )),
+            _ => Err(CmdError::err(
+                "unknown subcommand or wrong number of arguments for 'FLUSH'. Try FUNCTION HELP.",
+            )),
+        },
+        "list" => {
+            let mut i = 2;
+            while i < argv.len() {
+                if is(&argv[i], "withcode") {
+                    i += 1;
+                } else if is(&argv[i], "libraryname") {
+                    if i + 1 >= argv.len() {
+                        return Err(CmdError::err("library name argument was not given"));
+                    }
+                    i += 2;
+                } else {
+                    return Err(CmdError::err(format!("Unknown argument {}", text(&argv[i]))));
+                }
+            }
+            Ok(Reply::Array(vec![]))
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+/// MEMORY's subcommands kura answers.
+const MEMORY_SUBS: &[&str] = &["memory|help", "memory|usage"];
+
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return memory problems reports.",
+    "MALLOC-STATS",
+    "    Return internal statistics report from the memory allocator.",
+    "PURGE",
+    "    Attempt to purge dirty pages for reclamation by the allocator.",
+    "STATS",
+    "    Return information about the memory usage of the server.",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Return memory in bytes used by <key> and its value. Nested values are",
+    "    sampled up to <count> times (default: 5, 0 means sample all).",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// `MEMORY USAGE key [SAMPLES n]`: an estimate of the bytes a key takes (kura's layout, so
+/// not Redis's numbers), or nil for a missing key.
+fn memory(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let sub = subcommand("memory", argv, MEMORY_SUBS)?;
+    if sub == "help" {
+        return Ok(help(MEMORY_HELP));
+    }
+    let mut i = 3;
+    while i < argv.len() {
+        if is(&argv[i], "samples") && i + 1 < argv.len() {
+            let n = int(&argv[i + 1])?;
+            if n < 0 {
+                return Err(CmdError::Syntax);
+            }
+            i += 2;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let key = &argv[2];
+    let Some(e) = ctx.lookup_read(key) else {
+        return Ok(Reply::Nil);
+    };
+    // Key and entry headers, plus the value's own estimate.
+    let value = e.value.approx_bytes();
+    Ok(Reply::Int((key.len() + 56 + value) as i64))
+}
+
+/// `LOLWUT [VERSION v]`: Redis 7.0 answers every version without an artwork of its own with
+/// its version line.
+fn lolwut(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    if argv.len() >= 3 && is(&argv[1], "version") {
+        int(&argv[2])?;
+    }
+    Ok(Reply::Verbatim(format!(
+        "Redis ver. {}\n",
+        crate::REDIS_VERSION
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_like_stringmatchlen() {
+        let m = |p: &str, s: &str| glob_match(p.as_bytes(), s.as_bytes(), false);
+        assert!(m("*", ""));
+        assert!(m("maxmem*", "maxmemory"));
+        assert!(m("*memory*", "maxmemory-policy"));
+        assert!(!m("maxmem?", "maxmemory"));
+        assert!(m("h?llo", "hello"));
+        assert!(m("h[ae]llo", "hallo"));
+        assert!(!m("h[^e]llo", "hello"));
+        assert!(m("h[a-b]llo", "hbllo"));
+        assert!(m("a\\*b", "a*b"));
+        assert!(!m("a\\*b", "axb"));
+        assert!(m("*a*b*c", "xxaxxbxxc"));
+        assert!(!m("*a*b*c", "xxaxxbxx"));
+        assert!(glob_match(b"MAX*", b"maxmemory", true));
+        assert!(!glob_match(b"MAX*", b"maxmemory", false));
+    }
 }

@@ -1,0 +1,418 @@
+//! What every command leaves behind for the introspection commands: SLOWLOG entries
+//! (Redis `slowlog.c`), per-command latency histograms (`INFO latencystats`, Redis's
+//! `updateCommandLatencyHistogram`) and the samples behind `instantaneous_ops_per_sec`
+//! (`trackInstantaneousMetric`).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{full_name, help, subcommand};
+use crate::cmd::args::int;
+use crate::cmd::exec::Ctx;
+use crate::cmd::reply::{CmdError, CmdResult, Reply};
+use crate::cmd::session::Session;
+use crate::cmd::table::{flags, CommandSpec};
+use crate::state::ServerState;
+
+/// Most arguments an entry keeps (`SLOWLOG_ENTRY_MAX_ARGC`).
+const MAX_ARGC: usize = 32;
+/// Most bytes kept of each argument (`SLOWLOG_ENTRY_MAX_STRING`).
+const MAX_STRING: usize = 128;
+
+/// One SLOWLOG entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    id: u64,
+    time: i64,
+    usec: u64,
+    args: Vec<Bytes>,
+    peer: String,
+    name: String,
+}
+
+/// SLOWLOG entries, newest first.
+#[derive(Debug)]
+pub struct SlowLog {
+    entries: VecDeque<Entry>,
+    next_id: u64,
+    max_len: usize,
+}
+
+impl SlowLog {
+    /// Returns an empty log keeping `max_len` entries.
+    pub fn new(max_len: usize) -> Self {
+        SlowLog {
+            entries: VecDeque::new(),
+            next_id: 0,
+            max_len,
+        }
+    }
+
+    /// Returns the capacity.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Returns the number of entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Reports whether the log is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn push(&mut self, mut e: Entry, max_len: usize) {
+        self.max_len = max_len;
+        e.id = self.next_id;
+        self.next_id += 1;
+        self.entries.push_front(e);
+        self.entries.truncate(max_len);
+    }
+}
+
+/// Records a command in SLOWLOG when it ran at least `slowlog-log-slower-than` microseconds,
+/// and feeds the latency histograms and the instantaneous-metrics samples. Called after every
+/// executed command.
+pub fn record_slowlog(
+    srv: &ServerState,
+    sess: &Session,
+    spec: &CommandSpec,
+    argv: &[Bytes],
+    usec: u64,
+) {
+    let (threshold, max_len, tracking) = srv.with_config(|c| {
+        (
+            c.slowlog_log_slower_than,
+            c.slowlog_max_len as usize,
+            c.latency_tracking,
+        )
+    });
+    if let Ok(mut t) = srv.tracking.lock() {
+        t.commands += 1;
+        if tracking {
+            t.latency
+                .entry(full_name(spec, argv))
+                .or_default()
+                .record(usec.saturating_mul(1000));
+        }
+        let now = srv.clock.now_ms();
+        t.sample(now, &srv.net);
+    }
+    // EXEC is logged as the commands it ran (Redis `CMD_SKIP_SLOWLOG`).
+    if threshold < 0 || usec < threshold as u64 || spec.has(flags::SKIP_SLOWLOG) {
+        return;
+    }
+    let argc = argv.len().min(MAX_ARGC);
+    let redacted = redacted_positions(spec, argv);
+    let args = (0..argc)
+        .map(|j| {
+            if argc != argv.len() && j == argc - 1 {
+                Bytes::from(format!("... ({} more arguments)", argv.len() - argc + 1))
+            } else if redacted.contains(&j) {
+                Bytes::from_static(b"(redacted)")
+            } else if argv[j].len() > MAX_STRING {
+                let mut s = argv[j][..MAX_STRING].to_vec();
+                s.extend_from_slice(
+                    format!("... ({} more bytes)", argv[j].len() - MAX_STRING).as_bytes(),
+                );
+                Bytes::from(s)
+            } else {
+                Bytes::copy_from_slice(&argv[j])
+            }
+        })
+        .collect();
+    let (peer, name) = match &sess.info {
+        Some(i) => (
+            i.addr.to_string(),
+            i.name.lock().map(|n| n.clone()).unwrap_or_default(),
+        ),
+        None => (String::new(), String::new()),
+    };
+    let entry = Entry {
+        id: 0,
+        time: srv.clock.now_ms() / 1000,
+        usec,
+        args,
+        peer,
+        name,
+    };
+    if let Ok(mut log) = srv.slowlog.lock() {
+        log.push(entry, max_len);
+    }
+}
+
+/// Returns the argument positions Redis 7.0 hides as `(redacted)` in SLOWLOG and MONITOR:
+/// passwords of AUTH and HELLO, and values of sensitive settings in CONFIG SET.
+pub fn redacted_positions(spec: &CommandSpec, argv: &[Bytes]) -> Vec<usize> {
+    match spec.name {
+        "auth" => (1..argv.len()).collect(),
+        "hello" => {
+            let mut out = Vec::new();
+            let mut i = 2;
+            while i < argv.len() {
+                if argv[i].eq_ignore_ascii_case(b"auth") && i + 2 < argv.len() {
+                    out.extend([i + 1, i + 2]);
+                    i += 3;
+                } else if argv[i].eq_ignore_ascii_case(b"setname") {
+                    i += 2;
+                } else {
+                    i += 1;
+                }
+            }
+            out
+        }
+        "config" if argv.len() > 3 && argv[1].eq_ignore_ascii_case(b"set") => (2..argv.len() - 1)
+            .step_by(2)
+            .filter(|&i| {
+                crate::config::find_param(&String::from_utf8_lossy(&argv[i]))
+                    .is_some_and(|p| p.sensitive)
+            })
+            .map(|i| i + 1)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+// ---- SLOWLOG ----
+
+/// SLOWLOG's subcommands.
+pub const SUBS: &[&str] = &["slowlog|get", "slowlog|help", "slowlog|len", "slowlog|reset"];
+
+const HELP: &[&str] = &[
+    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET [<count>]",
+    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
+    "    Entries are made of:",
+    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
+    "    client name",
+    "LEN",
+    "    Return the length of the slowlog.",
+    "RESET",
+    "    Reset the slowlog.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// `SLOWLOG GET [count] | LEN | RESET | HELP`.
+pub fn slowlog_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let sub = subcommand("slowlog", argv, SUBS)?;
+    match sub.as_str() {
+        "help" => Ok(help(HELP)),
+        "len" => Ok(Reply::Int(ctx.srv.slowlog.lock().map_or(0, |l| l.len()) as i64)),
+        "reset" => {
+            if let Ok(mut l) = ctx.srv.slowlog.lock() {
+                l.entries.clear();
+            }
+            Ok(Reply::Ok)
+        }
+        "get" => {
+            if argv.len() > 3 {
+                return Err(CmdError::err(
+                    "unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP.",
+                ));
+            }
+            let count = match argv.get(2) {
+                None => 10,
+                Some(a) => match int(a) {
+                    Ok(n) if n >= -1 => n,
+                    _ => {
+                        return Err(CmdError::err(
+                            "count should be greater than or equal to -1",
+                        ))
+                    }
+                },
+            };
+            let log = ctx
+                .srv
+                .slowlog
+                .lock()
+                .map_err(|_| CmdError::err("slowlog unavailable"))?;
+            let n = if count == -1 {
+                log.entries.len()
+            } else {
+                (count as usize).min(log.entries.len())
+            };
+            Ok(Reply::Array(
+                log.entries
+                    .iter()
+                    .take(n)
+                    .map(|e| {
+                        Reply::Array(vec![
+                            Reply::Int(e.id as i64),
+                            Reply::Int(e.time),
+                            Reply::Int(e.usec as i64),
+                            Reply::bulks(e.args.iter().cloned()),
+                            Reply::bulk(&e.peer),
+                            Reply::bulk(&e.name),
+                        ])
+                    })
+                    .collect(),
+            ))
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+// ---- LATENCY HISTOGRAMS AND INSTANTANEOUS METRICS ----
+
+/// Latencies of one command, bucketed like an HdrHistogram with 2 significant digits over
+/// 1 ns ..= 1 s (Redis's `LATENCY_HISTOGRAM_*`), so percentiles print like Redis's
+/// (`p50=7.007` for 7 µs).
+#[derive(Debug, Default, Clone)]
+pub struct Histogram {
+    /// Lowest value of each bucket → count.
+    buckets: BTreeMap<u64, u64>,
+    total: u64,
+}
+
+const SUB_BUCKET_BITS: u32 = 8;
+
+impl Histogram {
+    /// Records one latency in nanoseconds.
+    pub fn record(&mut self, ns: u64) {
+        let v = ns.clamp(1, 1_000_000_000);
+        *self.buckets.entry(lowest_equivalent(v)).or_default() += 1;
+        self.total += 1;
+    }
+
+    /// Returns the value at `percentile` (0..=100), in nanoseconds, as HdrHistogram's
+    /// `hdr_value_at_percentile` (the highest value equivalent to the bucket reached).
+    pub fn percentile(&self, percentile: f64) -> u64 {
+        let wanted = ((percentile / 100.0 * self.total as f64) + 0.5) as u64;
+        let wanted = wanted.max(1);
+        let mut seen = 0;
+        for (low, n) in &self.buckets {
+            seen += n;
+            if seen >= wanted {
+                return highest_equivalent(*low);
+            }
+        }
+        0
+    }
+}
+
+/// The bucket width at `v`: values below 256 are exact, above it keep 8 significant bits.
+fn bucket_shift(v: u64) -> u32 {
+    let bits = 64 - v.leading_zeros();
+    bits.saturating_sub(SUB_BUCKET_BITS)
+}
+
+fn lowest_equivalent(v: u64) -> u64 {
+    let s = bucket_shift(v);
+    (v >> s) << s
+}
+
+fn highest_equivalent(low: u64) -> u64 {
+    low + (1u64 << bucket_shift(low)) - 1
+}
+
+/// Samples of the rates shown as `instantaneous_*` (16 samples, one per 100 ms).
+#[derive(Debug, Default)]
+struct Rates {
+    last_ms: i64,
+    last_count: u64,
+    samples: [u64; 16],
+    idx: usize,
+}
+
+impl Rates {
+    fn sample(&mut self, now_ms: i64, count: u64) {
+        if self.last_ms == 0 {
+            self.last_ms = now_ms;
+            self.last_count = count;
+            return;
+        }
+        let t = now_ms - self.last_ms;
+        if t < 100 {
+            return;
+        }
+        let per_sec = count.saturating_sub(self.last_count) * 1000 / t as u64;
+        // Without a command for a while, Redis's cron would have taken a sample every
+        // 100 ms; spread the rate over the periods that passed.
+        for _ in 0..(t / 100).clamp(1, 16) {
+            self.samples[self.idx] = per_sec;
+            self.idx = (self.idx + 1) % self.samples.len();
+        }
+        self.last_ms = now_ms;
+        self.last_count = count;
+    }
+
+    fn value(&self) -> u64 {
+        self.samples.iter().sum::<u64>() / self.samples.len() as u64
+    }
+}
+
+/// Per-command latencies and traffic rates, updated after every command.
+#[derive(Debug, Default)]
+pub struct Tracking {
+    /// Commands executed (this server's count, kept here so it can be read without the
+    /// engine lock).
+    commands: u64,
+    /// Latency histogram by full command name.
+    latency: HashMap<String, Histogram>,
+    ops: Rates,
+    input: Rates,
+    output: Rates,
+}
+
+impl Tracking {
+    /// Takes a rate sample if 100 ms passed since the last one.
+    pub fn sample(&mut self, now_ms: i64, net: &crate::state::NetStats) {
+        let commands = self.commands;
+        self.ops.sample(now_ms, commands);
+        self.input
+            .sample(now_ms, net.net_input_bytes.load(Ordering::Relaxed));
+        self.output
+            .sample(now_ms, net.net_output_bytes.load(Ordering::Relaxed));
+    }
+
+    /// Returns (ops/sec, input bytes/sec, output bytes/sec).
+    pub fn rates(&self) -> (u64, u64, u64) {
+        (self.ops.value(), self.input.value(), self.output.value())
+    }
+
+    /// Returns each command's latency histogram, by name.
+    pub fn latencies(&self) -> Vec<(&str, &Histogram)> {
+        let mut v: Vec<(&str, &Histogram)> =
+            self.latency.iter().map(|(k, h)| (k.as_str(), h)).collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        v
+    }
+
+    /// Forgets the histograms (CONFIG RESETSTAT).
+    pub fn reset(&mut self) {
+        self.latency.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_percentiles_match_hdr_rounding() {
+        let mut h = Histogram::default();
+        h.record(7000);
+        assert_eq!(h.percentile(50.0), 7007);
+        let mut h = Histogram::default();
+        h.record(0);
+        assert_eq!(h.percentile(99.9), 1);
+        for v in [20_000u64, 93_000, 93_100] {
+            h.record(v);
+        }
+        assert!(h.percentile(99.0) >= 93_000);
+        assert_eq!(h.percentile(50.0), lowest_equivalent(20_000) + 127);
+    }
+
+    #[test]
+    fn rates_average_the_last_samples() {
+        let mut r = Rates::default();
+        r.sample(1000, 0);
+        r.sample(2600, 1600);
+        assert_eq!(r.value(), 1000);
+    }
+}
