@@ -593,7 +593,10 @@ fn getkeys(argv: &[Bytes], with_flags: bool) -> CmdResult {
     }
     let keys: Vec<(usize, Vec<Reply>)> = match key_specs(&entry) {
         Some(specs) if !specs.is_empty() => keys_by_specs(&specs, args, arity)
-            .ok_or_else(|| CmdError::err("Invalid arguments specified for command"))?,
+            .ok_or_else(|| CmdError::err("Invalid arguments specified for command"))?
+            .into_iter()
+            .map(|(pos, flags)| (pos, exact_flags(spec.name, args, flags)))
+            .collect(),
         _ => spec
             .key_positions(args.len())
             .into_iter()
@@ -612,6 +615,25 @@ fn getkeys(argv: &[Bytes], with_flags: bool) -> CmdResult {
             })
             .collect(),
     ))
+}
+
+/// Resolves key specs marked `variable_flags` for the call at hand, as the command's own
+/// getkeys function does in Redis (`setGetKeys`: SET without GET only overwrites).
+fn exact_flags(name: &str, args: &[Bytes], flags: Vec<Reply>) -> Vec<Reply> {
+    let variable = |f: &Reply| matches!(f, Reply::Simple(s) if s == "variable_flags");
+    if !flags.iter().any(variable) {
+        return flags;
+    }
+    if name == "set" {
+        let get = args.iter().skip(3).any(|a| is(a, "get"));
+        let names: &[&str] = if get {
+            &["RW", "access", "update"]
+        } else {
+            &["OW", "update"]
+        };
+        return names.iter().map(|n| Reply::Simple((*n).into())).collect();
+    }
+    flags.into_iter().filter(|f| !variable(f)).collect()
 }
 
 fn has_specs(entry: &Reply) -> bool {

@@ -102,6 +102,8 @@ fn set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CmdResult {
     if pairs.len() % 2 != 0 {
         return Err(CmdError::Syntax);
     }
+    // Every name is checked before any value; the first bad name decides the error (an
+    // alias and its name count as different settings, as in Redis).
     let mut params = Vec::new();
     for pair in pairs.chunks(2) {
         let name = text(&pair[0]);
@@ -110,19 +112,20 @@ fn set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CmdResult {
                 "Unknown option or number of arguments for CONFIG SET - '{name}'"
             )));
         };
+        let lower = name.to_ascii_lowercase();
         match p.mode {
             Mode::Immutable => return Err(set_failed(&name, "can't set immutable config")),
             Mode::Protected => return Err(set_failed(&name, "can't set protected config")),
             Mode::Mutable => {}
         }
-        if params.iter().any(|(q, _, _): &(&crate::config::Param, _, _)| q.name == p.name) {
+        if params.iter().any(|(_, n, _): &(_, String, _)| *n == lower) {
             return Err(set_failed(&name, "duplicate parameter"));
         }
-        params.push((p, name, text(&pair[1])));
+        params.push((p, lower, text(&pair[1])));
     }
     let mut cfg = ctx.srv.config();
-    for (p, name, value) in &params {
-        (p.set)(&mut cfg, value).map_err(|reason| set_failed(name, &reason))?;
+    for (pair, (p, _, value)) in pairs.chunks(2).zip(&params) {
+        (p.set)(&mut cfg, value).map_err(|reason| set_failed(&text(&pair[0]), &reason))?;
     }
     apply(ctx, &cfg);
     if let Ok(mut c) = ctx.srv.config.write() {
