@@ -317,7 +317,7 @@ const LONG_MAX: i64 = i64::MAX;
 
 fn parse_save(v: &str) -> Result<Vec<(u64, u64)>, String> {
     let words: Vec<&str> = v.split_whitespace().collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err("Invalid save parameters".into());
     }
     words
@@ -432,7 +432,8 @@ macro_rules! param {
 
 /// Every setting kura has, in `CONFIG GET *` order.
 pub static PARAMS: &[Param] = &[
-    param!("bind", Immutable, Str, |c| c.bind.join(" "), |c, v| c.bind =
+    param!("bind", Immutable, Str, |c| c.bind.join(" "), |c, v| c
+        .bind =
         v.split_whitespace().map(String::from).collect()),
     param!("port", Immutable, Int, |c| c.port.to_string(), |c, v| c
         .port =
@@ -447,15 +448,27 @@ pub static PARAMS: &[Param] = &[
     param!(secret "requirepass", Mutable, Str, |c| c.requirepass.clone(), |c, v| c
         .requirepass =
         v.to_string()),
-    param!("databases", Immutable, Int, |c| c.databases.to_string(), |c, v| c
-        .databases =
-        fit(int_in(v, 1, INT_MAX)?)?),
-    param!("maxclients", Mutable, Int, |c| c.maxclients.to_string(), |c, v| c
-        .maxclients =
-        fit(int_in(v, 1, u32::MAX as i64)?)?),
-    param!("timeout", Mutable, Int, |c| c.timeout.to_string(), |c, v| c
-        .timeout =
-        fit(int_in(v, 0, INT_MAX)?)?),
+    param!(
+        "databases",
+        Immutable,
+        Int,
+        |c| c.databases.to_string(),
+        |c, v| c.databases = fit(int_in(v, 1, INT_MAX)?)?
+    ),
+    param!(
+        "maxclients",
+        Mutable,
+        Int,
+        |c| c.maxclients.to_string(),
+        |c, v| c.maxclients = fit(int_in(v, 1, u32::MAX as i64)?)?
+    ),
+    param!(
+        "timeout",
+        Mutable,
+        Int,
+        |c| c.timeout.to_string(),
+        |c, v| c.timeout = fit(int_in(v, 0, INT_MAX)?)?
+    ),
     param!(
         "tcp-keepalive",
         Mutable,
@@ -463,12 +476,20 @@ pub static PARAMS: &[Param] = &[
         |c| c.tcp_keepalive.to_string(),
         |c, v| c.tcp_keepalive = fit(int_in(v, 0, INT_MAX)?)?
     ),
-    param!("dir", Protected, Str, |c| c.dir.display().to_string(), |c, v| c
-        .dir =
-        PathBuf::from(v)),
-    param!("dbfilename", Protected, Str, |c| c.dbfilename.clone(), |c, v| c
-        .dbfilename =
-        v.to_string()),
+    param!(
+        "dir",
+        Protected,
+        Str,
+        |c| c.dir.display().to_string(),
+        |c, v| c.dir = PathBuf::from(v)
+    ),
+    param!(
+        "dbfilename",
+        Protected,
+        Str,
+        |c| c.dbfilename.clone(),
+        |c, v| c.dbfilename = v.to_string()
+    ),
     param!(
         "save",
         Mutable,
@@ -502,9 +523,13 @@ pub static PARAMS: &[Param] = &[
         |c| yes_no(c.stop_writes_on_bgsave_error),
         |c, v| c.stop_writes_on_bgsave_error = parse_bool(v)?
     ),
-    param!("appendonly", Mutable, Bool, |c| yes_no(c.appendonly), |c, v| c
-        .appendonly =
-        parse_bool(v)?),
+    param!(
+        "appendonly",
+        Mutable,
+        Bool,
+        |c| yes_no(c.appendonly),
+        |c, v| c.appendonly = parse_bool(v)?
+    ),
     param!(
         "appendfsync",
         Mutable,
@@ -568,9 +593,13 @@ pub static PARAMS: &[Param] = &[
         // Redis keeps at least 16kb (`resizeReplicationBacklog`) and shows the clamped value.
         |c, v| c.repl_backlog_size = memory_in(v, 1, LONG_MAX as u64)?.max(REPL_BACKLOG_MIN_SIZE)
     ),
-    param!("maxmemory", Mutable, Int, |c| c.maxmemory.to_string(), |c, v| c
-        .maxmemory =
-        parse_memory(v)?),
+    param!(
+        "maxmemory",
+        Mutable,
+        Int,
+        |c| c.maxmemory.to_string(),
+        |c, v| c.maxmemory = parse_memory(v)?
+    ),
     param!(
         "maxmemory-policy",
         Mutable,
@@ -664,9 +693,13 @@ pub static PARAMS: &[Param] = &[
         |c| c.list_max_listpack_size.to_string(),
         |c, v| c.list_max_listpack_size = int_in(v, i32::MIN as i64, INT_MAX)?
     ),
-    param!("forward.bind", Immutable, Str, |c| c.forward.bind.clone(), |c, v| {
-        c.forward.bind = v.to_string()
-    }),
+    param!(
+        "forward.bind",
+        Immutable,
+        Str,
+        |c| c.forward.bind.clone(),
+        |c, v| { c.forward.bind = v.to_string() }
+    ),
     param!(
         "forward.port",
         Immutable,
@@ -711,14 +744,20 @@ pub static PARAMS: &[Param] = &[
             _ => return Err("must be one of: applied, fsynced, replicated".into()),
         }
     ),
-    param!("http.bind", Immutable, Str, |c| c.http.bind.clone(), |c, v| c
-        .http
-        .bind =
-        v.to_string()),
-    param!("http.port", Immutable, Int, |c| c.http.port.to_string(), |c, v| c
-        .http
-        .port =
-        fit(int_in(v, 0, 65535)?)?),
+    param!(
+        "http.bind",
+        Immutable,
+        Str,
+        |c| c.http.bind.clone(),
+        |c, v| c.http.bind = v.to_string()
+    ),
+    param!(
+        "http.port",
+        Immutable,
+        Int,
+        |c| c.http.port.to_string(),
+        |c, v| c.http.port = fit(int_in(v, 0, 65535)?)?
+    ),
     param!(secret "http.token", Immutable, Str, |c| c.http.token.clone(), |c, v| c
         .http
         .token =

@@ -166,8 +166,10 @@ async fn accept_one(
     let laddr = stream.local_addr().unwrap_or(peer);
     let id = state.clients.next_id();
     let info = ClientInfo::new(id, peer, laddr, state.clock.now_ms());
-    info.fd
-        .store(std::os::fd::AsRawFd::as_raw_fd(&stream).into(), Ordering::Relaxed);
+    info.fd.store(
+        std::os::fd::AsRawFd::as_raw_fd(&stream).into(),
+        Ordering::Relaxed,
+    );
     let info = Arc::new(info);
     state.clients.add(info.clone());
     let st = state.clone();

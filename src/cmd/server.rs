@@ -33,7 +33,14 @@ pub static COMMANDS: &[CommandSpec] = &[
         command::command_cmd,
         subs = command::SUBS
     ),
-    command!("info", -1, LOADING | STALE, (0, 0, 0), "server", info::info_cmd),
+    command!(
+        "info",
+        -1,
+        LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        info::info_cmd
+    ),
     command!(
         "config",
         -2,
@@ -239,16 +246,11 @@ pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
                         matched = Some(q + 1);
                     }
                 }
-                b'\\' if p + 1 < pattern.len() && i < s.len() => {
-                    if eq(pattern[p + 1], s[i]) {
-                        matched = Some(p + 2);
-                    }
+                b'\\' if p + 1 < pattern.len() && i < s.len() && eq(pattern[p + 1], s[i]) => {
+                    matched = Some(p + 2);
                 }
-                c if i < s.len() => {
-                    if eq(c, s[i]) {
-                        matched = Some(p + 1);
-                    }
-                }
+                b'\\' if p + 1 < pattern.len() => {}
+                c if i < s.len() && eq(c, s[i]) => matched = Some(p + 1),
                 _ => {}
             }
             if let Some(np) = matched {
@@ -420,7 +422,10 @@ fn function(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     }
                     i += 2;
                 } else {
-                    return Err(CmdError::err(format!("Unknown argument {}", text(&argv[i]))));
+                    return Err(CmdError::err(format!(
+                        "Unknown argument {}",
+                        text(&argv[i])
+                    )));
                 }
             }
             Ok(Reply::Array(vec![]))

@@ -268,7 +268,11 @@ fn categories_of(spec: &CommandSpec) -> Vec<&'static str> {
         ("transaction", group == "transaction"),
         ("scripting", group == "scripting"),
     ];
-    order.iter().filter(|(_, on)| *on).map(|(c, _)| *c).collect()
+    order
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(c, _)| *c)
+        .collect()
 }
 
 /// Returns the ACL categories an entry lists, without the `@`.
@@ -391,8 +395,16 @@ enum Begin {
 }
 
 enum Find {
-    Range { lastkey: i64, keystep: i64, limit: i64 },
-    Keynum { keynumidx: i64, firstkey: i64, keystep: i64 },
+    Range {
+        lastkey: i64,
+        keystep: i64,
+        limit: i64,
+    },
+    Keynum {
+        keynumidx: i64,
+        firstkey: i64,
+        keystep: i64,
+    },
 }
 
 fn map_get<'a>(m: &'a Reply, key: &str) -> Option<&'a Reply> {
@@ -473,7 +485,11 @@ fn key_specs(entry: &Reply) -> Option<Vec<KeySpec>> {
 
 /// Finds the key positions of `args` (the command's own argv) with Redis's
 /// `getKeysUsingKeySpecs`; `None` when the arguments do not fit the specs.
-fn keys_by_specs(specs: &[KeySpec], args: &[Bytes], arity: i32) -> Option<Vec<(usize, Vec<Reply>)>> {
+fn keys_by_specs(
+    specs: &[KeySpec],
+    args: &[Bytes],
+    arity: i32,
+) -> Option<Vec<(usize, Vec<Reply>)>> {
     let argc = args.len() as i64;
     let mut out = Vec::new();
     for spec in specs.iter().filter(|s| !s.not_key) {
@@ -700,7 +716,9 @@ mod tests {
     #[test]
     fn key_specs_find_keys_like_redis() {
         let args = |s: &str| -> Vec<Bytes> {
-            s.split(' ').map(|a| Bytes::copy_from_slice(a.as_bytes())).collect()
+            s.split(' ')
+                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+                .collect()
         };
         let specs = |name: &str| key_specs(&meta::get(name).expect(name).info).expect("specs");
         let pos = |name: &str, line: &str| -> Option<Vec<usize>> {

@@ -99,7 +99,7 @@ fn set_failed(name: &str, reason: &str) -> CmdError {
 /// are applied to a copy of the configuration, which replaces the running one only if all
 /// of them were accepted (Redis 7.0 restores the old values on failure; same effect).
 fn set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CmdResult {
-    if pairs.len() % 2 != 0 {
+    if !pairs.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     // Every name is checked before any value; the first bad name decides the error (an

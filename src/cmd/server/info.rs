@@ -5,7 +5,6 @@
 //!
 //! redis_exporter, Sidekiq and dashboards parse this text, so names and order are exact.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -114,7 +113,7 @@ pub fn info_text(ctx: &mut Ctx<'_>, args: &[Bytes]) -> String {
 /// Appends `name:value\r\n` lines.
 macro_rules! fields {
     ($out:expr, $($name:literal => $value:expr),* $(,)?) => {
-        { $( let _ = write!($out, concat!($name, ":{}\r\n"), $value); )* }
+        { $( $out.push_str(&format!(concat!($name, ":{}\r\n"), $value)); )* }
     };
 }
 
@@ -447,9 +446,13 @@ fn stats(ctx: &Ctx<'_>) -> String {
 }
 
 fn replication(ctx: &Ctx<'_>) -> String {
-    let (replicaof, read_only, backlog_size) =
-        ctx.srv
-            .with_config(|c| (c.replicaof.clone(), c.replica_read_only, c.repl_backlog_size));
+    let (replicaof, read_only, backlog_size) = ctx.srv.with_config(|c| {
+        (
+            c.replicaof.clone(),
+            c.replica_read_only,
+            c.repl_backlog_size,
+        )
+    });
     let stream = &ctx.st.stream;
     let mut s = String::new();
     match replicaof {
@@ -473,12 +476,7 @@ fn replication(ctx: &Ctx<'_>) -> String {
             fields!(s, "role" => "master");
         }
     }
-    let replid = ctx
-        .srv
-        .replid
-        .lock()
-        .map(|r| r.clone())
-        .unwrap_or_default();
+    let replid = ctx.srv.replid.lock().map(|r| r.clone()).unwrap_or_default();
     let histlen = stream.histlen() as u64;
     fields!(s,
         "connected_slaves" => 0,
@@ -544,11 +542,10 @@ fn commandstats(ctx: &Ctx<'_>) -> String {
         } else {
             c.usec as f64 / c.calls as f64
         };
-        let _ = write!(
-            s,
+        s.push_str(&format!(
             "cmdstat_{name}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}\r\n",
             c.calls, c.usec, c.rejected, c.failed
-        );
+        ));
     }
     s
 }
@@ -558,7 +555,7 @@ fn errorstats(ctx: &Ctx<'_>) -> String {
     errs.sort();
     let mut s = String::new();
     for (code, n) in errs {
-        let _ = write!(s, "errorstat_{code}:count={n}\r\n");
+        s.push_str(&format!("errorstat_{code}:count={n}\r\n"));
     }
     s
 }
@@ -571,13 +568,12 @@ fn latencystats(ctx: &Ctx<'_>) -> String {
     if let Ok(t) = ctx.srv.tracking.lock() {
         for (name, h) in t.latencies() {
             let p = |q: f64| h.percentile(q) as f64 / 1000.0;
-            let _ = write!(
-                s,
+            s.push_str(&format!(
                 "latency_percentiles_usec_{name}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
                 p(50.0),
                 p(99.0),
                 p(99.9)
-            );
+            ));
         }
     }
     s
@@ -603,12 +599,11 @@ fn keyspace(ctx: &mut Ctx<'_>) -> String {
         } else {
             ttls.iter().sum::<i64>() / ttls.len() as i64
         };
-        let _ = write!(
-            s,
+        s.push_str(&format!(
             "db{i}:keys={},expires={},avg_ttl={avg}\r\n",
             db.len(),
             db.expires_len()
-        );
+        ));
     }
     s
 }
@@ -635,9 +630,6 @@ mod tests {
             "12 (a b) R 1 1 1 0 -1 4194304 124 0 0 0 250 31 4 5 20 0 1\n",
         )
         .unwrap();
-        assert_eq!(
-            cpu_times(f.to_str().unwrap()),
-            [2.5, 0.31, 0.04, 0.05]
-        );
+        assert_eq!(cpu_times(f.to_str().unwrap()), [2.5, 0.31, 0.04, 0.05]);
     }
 }

@@ -180,7 +180,12 @@ pub fn redacted_positions(spec: &CommandSpec, argv: &[Bytes]) -> Vec<usize> {
 // ---- SLOWLOG ----
 
 /// SLOWLOG's subcommands.
-pub const SUBS: &[&str] = &["slowlog|get", "slowlog|help", "slowlog|len", "slowlog|reset"];
+pub const SUBS: &[&str] = &[
+    "slowlog|get",
+    "slowlog|help",
+    "slowlog|len",
+    "slowlog|reset",
+];
 
 const HELP: &[&str] = &[
     "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -202,7 +207,9 @@ pub fn slowlog_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let sub = subcommand("slowlog", argv, SUBS)?;
     match sub.as_str() {
         "help" => Ok(help(HELP)),
-        "len" => Ok(Reply::Int(ctx.srv.slowlog.lock().map_or(0, |l| l.len()) as i64)),
+        "len" => Ok(Reply::Int(
+            ctx.srv.slowlog.lock().map_or(0, |l| l.len()) as i64
+        )),
         "reset" => {
             if let Ok(mut l) = ctx.srv.slowlog.lock() {
                 l.entries.clear();
@@ -219,11 +226,7 @@ pub fn slowlog_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 None => 10,
                 Some(a) => match int(a) {
                     Ok(n) if n >= -1 => n,
-                    _ => {
-                        return Err(CmdError::err(
-                            "count should be greater than or equal to -1",
-                        ))
-                    }
+                    _ => return Err(CmdError::err("count should be greater than or equal to -1")),
                 },
             };
             let log = ctx
