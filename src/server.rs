@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
@@ -63,12 +63,10 @@ impl Server {
             } else {
                 format!("{host}:{}", config.port)
             };
-            let listener = TcpListener::bind(&addr)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: addr.clone(),
-                    source,
-                })?;
+            let listener = listen(&addr).await.map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
             let local = listener
                 .local_addr()
                 .map_err(|source| StartError::Bind { addr, source })?;
@@ -115,6 +113,30 @@ impl RunningServer {
         let _ = tokio::time::timeout(grace, self.drain_rx.recv()).await;
         info!("kura is now ready to exit, bye bye");
     }
+}
+
+/// The listen backlog: Redis's `tcp-backlog` default. A short queue drops the SYNs of a
+/// burst of connections (a pool opening at once), which then wait a second to retry.
+const TCP_BACKLOG: u32 = 511;
+
+/// Binds `addr` (host:port, names resolved) with `SO_REUSEADDR`, as Redis's `anetTcpServer`.
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last_err = None;
+    for sa in tokio::net::lookup_host(addr).await? {
+        let socket = if sa.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(sa).and_then(|_| socket.listen(TCP_BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "address resolves to nothing")
+    }))
 }
 
 async fn accept_loop(state: Arc<ServerState>, listener: TcpListener, drain: mpsc::Sender<()>) {

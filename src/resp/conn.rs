@@ -4,19 +4,26 @@
 //! Reading never waits for writing: a client may pipeline megabytes of commands before it
 //! reads a reply (fluent-plugin-redis sends whole chunks of MULTI/HMSET/EXPIRE/EXEC this way),
 //! so replies queue in memory, as Redis does for normal clients, while reading goes on.
+//!
+//! Closing follows Redis 7.0 `networking.c`: a protocol error is replied to and then closes
+//! (`CLIENT_CLOSE_AFTER_REPLY`); an HTTP request line or an oversized query buffer closes at
+//! once, dropping replies not yet written (`CLIENT_CLOSE_ASAP`). Closes that follow a flush
+//! half-close and drain the peer briefly first, so unread input cannot turn into a TCP reset
+//! that destroys the replies just sent.
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::decode::{DecodeError, RequestDecoder};
+use super::decode::RequestDecoder;
 use super::encode::encode;
 use super::Limits;
 use crate::cmd::exec::{execute, with_ctx, BlockRequest};
@@ -24,7 +31,12 @@ use crate::cmd::session::ReplyMode;
 use crate::cmd::{Reply, Session};
 use crate::state::{ClientInfo, ServerState};
 
+/// Bytes read per socket read (Redis `PROTO_IOBUF_LEN`).
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a closing connection keeps draining the peer's input after its last reply.
+const LINGER: Duration = Duration::from_millis(500);
+/// How long shutdown waits for a client to take its last replies.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -33,6 +45,8 @@ enum Close {
     Gone,
     /// We close after flushing (QUIT, protocol error, kill, shutdown, idle).
     AfterFlush,
+    /// We close at once, dropping unsent replies (HTTP request, query buffer limit).
+    Now,
 }
 
 struct Conn {
@@ -71,7 +85,8 @@ pub async fn serve(
         stream,
         sess,
         info: info.clone(),
-        inbuf: BytesMut::with_capacity(READ_CHUNK),
+        // Allocated on the first read: idle connections cost no buffer.
+        inbuf: BytesMut::new(),
         out: BytesMut::new(),
         dec: RequestDecoder::new(),
         limits,
@@ -79,32 +94,33 @@ pub async fn serve(
     };
     let result = conn.run(&mut shutdown).await;
     debug!(client = info.id, ?result, "client closed");
+    // Unregister first: the client is gone for CLIENT LIST and maxclients while we linger.
     conn.cleanup();
+    if let Err(Close::AfterFlush) = result {
+        conn.linger().await;
+    }
 }
 
 impl Conn {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Close> {
         let mut idle_deadline = self.idle_deadline();
         loop {
-            if self.info.killed.load(Ordering::SeqCst) || *shutdown.borrow() {
+            if self.info.killed.load(Ordering::SeqCst) {
                 self.flush().await?;
+                return Err(Close::AfterFlush);
+            }
+            if *shutdown.borrow() {
+                // A client that never reads must not hold the server's exit.
+                let _ = tokio::time::timeout(SHUTDOWN_FLUSH, self.flush()).await;
                 return Err(Close::AfterFlush);
             }
             let sleep = tokio::time::sleep_until(idle_deadline.unwrap_or_else(far_future));
             tokio::select! {
                 r = self.stream.readable() => {
                     r.map_err(|_| Close::Gone)?;
-                    self.inbuf.reserve(READ_CHUNK);
-                    match self.stream.try_read_buf(&mut self.inbuf) {
-                        Ok(0) => return Err(Close::Gone),
-                        Ok(n) => {
-                            self.srv.net.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                            self.srv.net.reads_processed.fetch_add(1, Ordering::Relaxed);
-                            idle_deadline = self.idle_deadline();
-                            self.process_input(shutdown).await?;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Err(Close::Gone),
+                    if self.read_some()? {
+                        idle_deadline = self.idle_deadline();
+                        self.process_input(shutdown).await?;
                     }
                 }
                 r = self.stream.writable(), if !self.out.is_empty() => {
@@ -142,6 +158,36 @@ impl Conn {
         self.sess.subscription_count() > 0 || self.sess.monitor
     }
 
+    /// Reads what the socket has; `Ok(false)` when nothing was there after all.
+    ///
+    /// The query buffer limit is checked right after the read, before anything is parsed,
+    /// as Redis's `readQueryFromClient` does: the client is closed without a reply.
+    fn read_some(&mut self) -> Result<bool, Close> {
+        self.inbuf.reserve(READ_CHUNK);
+        match self.stream.try_read_buf(&mut self.inbuf) {
+            Ok(0) => Err(Close::Gone),
+            Ok(n) => {
+                self.srv
+                    .net
+                    .net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                self.srv.net.reads_processed.fetch_add(1, Ordering::Relaxed);
+                if self.inbuf.len() > self.limits.query_buffer_limit {
+                    warn!(
+                        client = self.info.id,
+                        addr = %self.info.addr,
+                        qbuf = self.inbuf.len(),
+                        "closing client that reached max query buffer length"
+                    );
+                    return Err(Close::Now);
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(_) => Err(Close::Gone),
+        }
+    }
+
     fn push(&mut self, msg: Reply) {
         encode(&mut self.out, &msg, self.sess.proto);
     }
@@ -155,20 +201,18 @@ impl Conn {
             let argv = match decoded {
                 Ok(Some(argv)) => argv,
                 Ok(None) => break,
-                Err(DecodeError::Protocol(text)) => {
-                    debug!(client = self.info.id, error = %text, "protocol error");
-                    let reply = Reply::Error(format!("ERR Protocol error: {text}"));
-                    encode(&mut self.out, &reply, self.sess.proto);
+                Err(e) => {
+                    debug!(client = self.info.id, error = %e, "protocol error");
+                    self.out.extend_from_slice(&e.reply_bytes());
                     self.srv.engine.lock().count_error("ERR");
                     self.flush().await?;
                     return Err(Close::AfterFlush);
                 }
-                Err(DecodeError::CrossProtocol) => {
-                    tracing::warn!(client = self.info.id, addr = %self.info.addr,
-                        "possible security attack detected: http request on the resp port, connection aborted");
-                    return Err(Close::Gone);
-                }
             };
+            if is_http_request(&argv[0]) {
+                security_warning(&self.info);
+                return Err(Close::Now);
+            }
             self.info
                 .last_active_ms
                 .store(self.srv.clock.now_ms(), Ordering::Relaxed);
@@ -196,13 +240,6 @@ impl Conn {
                 return Err(Close::AfterFlush);
             }
         }
-        if self.inbuf.len() > self.limits.query_buffer_limit {
-            tracing::warn!(
-                client = self.info.id,
-                "closing client that reached max query buffer length"
-            );
-            return Err(Close::Gone);
-        }
         self.info.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
         self.try_write()
     }
@@ -223,21 +260,10 @@ impl Conn {
                 }
                 _ = sleep, if deadline.is_some() => break,
                 r = self.stream.readable() => {
-                    r.map_err(|_| Close::Gone)?;
-                    self.inbuf.reserve(READ_CHUNK);
-                    match self.stream.try_read_buf(&mut self.inbuf) {
-                        Ok(0) => {
-                            self.unblock(block.waiter);
-                            return Err(Close::Gone);
-                        }
-                        Ok(n) => {
-                            self.srv.net.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => {
-                            self.unblock(block.waiter);
-                            return Err(Close::Gone);
-                        }
+                    let read = r.map_err(|_| Close::Gone).and_then(|_| self.read_some());
+                    if let Err(close) = read {
+                        self.unblock(block.waiter);
+                        return Err(close);
                     }
                 }
                 _ = self.info.kill_notify.notified() => break,
@@ -288,6 +314,23 @@ impl Conn {
         Ok(())
     }
 
+    /// Half-closes, then discards what the peer still sends until it closes too (at most
+    /// [`LINGER`]): closing a socket with unread input makes the kernel send a reset, which
+    /// may destroy replies the client has not read yet (the "lingering close" of web servers).
+    async fn linger(&mut self) {
+        let _ = self.stream.shutdown().await;
+        let mut sink = [0u8; 4096];
+        let drain = async {
+            loop {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
+    }
+
     fn cleanup(&mut self) {
         let srv = self.srv.clone();
         with_ctx(&srv, &mut self.sess, |ctx| {
@@ -300,6 +343,34 @@ impl Conn {
             }
         }
         srv.clients.remove(self.sess.id);
+    }
+}
+
+/// Reports whether a request is an HTTP request line or header sent to the RESP port.
+///
+/// Redis 7.0 `processCommand` checks the first argument of every request, inline or
+/// multibulk, for `host:` and `post` (case-insensitive) before looking the command up.
+fn is_http_request(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
+}
+
+/// Logs Redis's `securityWarningCommand` line, at most once a minute (as Redis does).
+fn security_warning(info: &ClientInfo) {
+    static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 60
+        && LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        warn!(
+            client = info.id,
+            addr = %info.addr,
+            "possible security attack detected: it looks like somebody is sending post or host: commands to redis, this is likely due to an attacker attempting to use cross protocol scripting to compromise your redis instance, connection aborted"
+        );
     }
 }
 

@@ -318,3 +318,169 @@ impl ReplyBytes<'_> {
         }
     }
 }
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr` (at most `timeout`).
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    wait_until(timeout, || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    })
+}
+
+/// Reads this process's open-file limits (soft, hard) from `/proc/self/limits`.
+pub fn nofile_limits() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut nums = line["Max open files".len()..].split_whitespace().map(|w| {
+        if w == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            w.parse().ok()
+        }
+    });
+    Some((nums.next()??, nums.next()??))
+}
+
+/// Makes sure this process may open at least `want` files, raising the soft limit (and, when
+/// allowed, the hard one) with `prlimit(1)` on our own pid: no unsafe code needed.
+///
+/// Returns the soft limit in force afterwards.
+pub fn raise_nofile_limit(want: u64) -> u64 {
+    let Some((soft, hard)) = nofile_limits() else {
+        return 0;
+    };
+    if soft >= want {
+        return soft;
+    }
+    let pid = std::process::id().to_string();
+    // Root may raise the hard limit too; others can go up to the hard limit.
+    for (s, h) in [(want, want.max(hard)), (hard.min(want), hard)] {
+        let ok = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={s}:{h}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success());
+        if ok && nofile_limits().is_some_and(|(s, _)| s >= want) {
+            break;
+        }
+    }
+    nofile_limits().map_or(soft, |(s, _)| s)
+}
+
+/// A kura binary started as its own process (`target/debug/kura`), killed on drop if still
+/// running.
+pub struct KuraProcess {
+    /// The RESP address.
+    pub addr: SocketAddr,
+    /// The process.
+    pub child: Child,
+    /// Its data directory.
+    pub dir: tempfile::TempDir,
+}
+
+impl KuraProcess {
+    /// The flags every test instance gets: free ports, no saving, a private data dir.
+    pub fn base_args(port: u16, dir: &std::path::Path) -> Vec<String> {
+        vec![
+            "--port".into(),
+            port.to_string(),
+            "--save".into(),
+            String::new(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--forward-port".into(),
+            free_port().to_string(),
+            "--http-port".into(),
+            free_port().to_string(),
+        ]
+    }
+
+    /// Starts the binary with the base flags plus `extra`, and waits until it accepts
+    /// connections. Panics with the process's stderr if it exits or does not come up.
+    pub fn start(extra: &[&str]) -> KuraProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut args = Self::base_args(port, dir.path());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kura");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("kura exited at start ({status}): {err}");
+            }
+            assert!(Instant::now() < deadline, "kura did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        KuraProcess { addr, child, dir }
+    }
+
+    /// Opens a raw client.
+    pub fn client(&self) -> Raw {
+        Raw::connect(self.addr)
+    }
+
+    /// Sends a signal with `kill(1)` (the tests forbid unsafe code, so no libc::kill).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit (at most `timeout`) and returns its status, or `None`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Returns what the process wrote to stderr (call after it exited).
+    pub fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+impl Drop for KuraProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
