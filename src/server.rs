@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::state::{ClientInfo, ServerState};
@@ -110,7 +110,12 @@ impl RunningServer {
     /// for every task to end (at most `grace`).
     pub async fn shutdown(mut self, grace: Duration) {
         self.state.request_shutdown();
-        let _ = tokio::time::timeout(grace, self.drain_rx.recv()).await;
+        if tokio::time::timeout(grace, self.drain_rx.recv())
+            .await
+            .is_err()
+        {
+            warn!(?grace, "connections still open after the shutdown grace period");
+        }
         info!("kura is now ready to exit, bye bye");
     }
 }
@@ -175,15 +180,27 @@ async fn accept_one(
             .net
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        // Written from its own task so a peer that never reads cannot stall accepting.
+        tokio::spawn(async move {
+            let refuse = stream.write_all(b"-ERR max number of clients reached\r\n");
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(1), refuse).await,
+                Ok(Ok(()))
+            ) {
+                debug!(%peer, "could not tell a refused client why");
+            }
+        });
         return;
     }
-    let _ = stream.set_nodelay(true);
+    // Both are optimisations; a socket that refuses them still works.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
     if keepalive > 0 {
         let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive));
-        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
+        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka) {
+            debug!(%peer, error = %e, "cannot set TCP keepalive");
+        }
     }
     let laddr = stream.local_addr().unwrap_or(peer);
     let id = state.clients.next_id();

@@ -111,7 +111,12 @@ impl Conn {
             }
             if *shutdown.borrow() {
                 // A client that never reads must not hold the server's exit.
-                let _ = tokio::time::timeout(SHUTDOWN_FLUSH, self.flush()).await;
+                if tokio::time::timeout(SHUTDOWN_FLUSH, self.flush())
+                    .await
+                    .is_err()
+                {
+                    debug!(client = self.info.id, "replies dropped at shutdown: client not reading");
+                }
                 return Err(Close::AfterFlush);
             }
             let sleep = tokio::time::sleep_until(idle_deadline.unwrap_or_else(far_future));
@@ -318,7 +323,9 @@ impl Conn {
     /// [`LINGER`]): closing a socket with unread input makes the kernel send a reset, which
     /// may destroy replies the client has not read yet (the "lingering close" of web servers).
     async fn linger(&mut self) {
-        let _ = self.stream.shutdown().await;
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
         let mut sink = [0u8; 4096];
         let drain = async {
             loop {
@@ -328,7 +335,8 @@ impl Conn {
                 }
             }
         };
-        let _ = tokio::time::timeout(LINGER, drain).await;
+        // Past the limit the socket is closed all the same.
+        tokio::time::timeout(LINGER, drain).await.unwrap_or(());
     }
 
     fn cleanup(&mut self) {

@@ -4,6 +4,8 @@
 
 mod support;
 
+mod clients;
 mod diff;
+mod lifecycle;
 mod protocol;
 mod smoke;
