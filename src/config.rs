@@ -278,7 +278,7 @@ fn parse_int<T: std::str::FromStr>(v: &str) -> Result<T, String> {
 
 fn parse_save(v: &str) -> Result<Vec<(u64, u64)>, String> {
     let words: Vec<&str> = v.split_whitespace().collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err("Invalid save parameters".into());
     }
     words

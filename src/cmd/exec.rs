@@ -54,6 +54,9 @@ pub struct EngineStats {
     pub total_error_replies: u64,
 }
 
+/// The clients watching one key: (client id, its dirty flag).
+pub type Watchers = Vec<(u64, Arc<AtomicBool>)>;
+
 /// Everything guarded by the engine lock: the data, the write stream and what must change
 /// in the same order as the data.
 #[derive(Debug)]
@@ -65,7 +68,7 @@ pub struct EngineState {
     /// Clients blocked on list keys.
     pub blocked: Blocked,
     /// WATCHed keys → the flags of the clients watching them.
-    pub watched: HashMap<(usize, Bytes), Vec<(u64, Arc<AtomicBool>)>>,
+    pub watched: HashMap<(usize, Bytes), Watchers>,
     /// Changes since the last save (`rdb_changes_since_last_save`).
     pub dirty: u64,
     /// Counters.

@@ -506,4 +506,48 @@ mod tests {
         assert_eq!(parse_i64(b"-0"), None);
         assert_eq!(parse_i64(b" 1"), None);
     }
+
+    #[test]
+    fn random_splits_decode_the_same_and_garbage_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        for _ in 0..300 {
+            // A random pipeline of valid commands, delivered in random pieces.
+            let mut wire = Vec::new();
+            let mut want = Vec::new();
+            for _ in 0..rng.gen_range(1..20) {
+                let argc = rng.gen_range(1..6);
+                let args: Vec<Vec<u8>> = (0..argc)
+                    .map(|_| (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect())
+                    .collect();
+                wire.extend(format!("*{argc}\r\n").bytes());
+                for a in &args {
+                    wire.extend(format!("${}\r\n", a.len()).bytes());
+                    wire.extend(a);
+                    wire.extend(b"\r\n");
+                }
+                want.push(args);
+            }
+            let mut dec = RequestDecoder::new();
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while pos < wire.len() {
+                let n = rng
+                    .gen_range(1..=wire.len() - pos)
+                    .min(rng.gen_range(1..64));
+                buf.extend_from_slice(&wire[pos..pos + n]);
+                pos += n;
+                while let Some(a) = dec.decode(&mut buf, &Limits::default(), true).unwrap() {
+                    got.push(a.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+                }
+            }
+            assert_eq!(got, want);
+            // Garbage: any outcome but a panic.
+            let junk: Vec<u8> = (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect();
+            let mut dec = RequestDecoder::new();
+            let mut buf = BytesMut::from(&junk[..]);
+            while let Ok(Some(_)) = dec.decode(&mut buf, &Limits::default(), rng.gen()) {}
+        }
+    }
 }
