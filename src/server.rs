@@ -114,7 +114,10 @@ impl RunningServer {
             .await
             .is_err()
         {
-            warn!(?grace, "connections still open after the shutdown grace period");
+            warn!(
+                ?grace,
+                "connections still open after the shutdown grace period"
+            );
         }
         info!("kura is now ready to exit, bye bye");
     }

@@ -115,7 +115,10 @@ impl Conn {
                     .await
                     .is_err()
                 {
-                    debug!(client = self.info.id, "replies dropped at shutdown: client not reading");
+                    debug!(
+                        client = self.info.id,
+                        "replies dropped at shutdown: client not reading"
+                    );
                 }
                 return Err(Close::AfterFlush);
             }
@@ -124,13 +127,16 @@ impl Conn {
                 r = self.stream.readable() => {
                     r.map_err(|_| Close::Gone)?;
                     if self.read_some()? {
-                        idle_deadline = self.idle_deadline();
                         self.process_input(shutdown).await?;
+                        // Counted from the end of the batch: a BLPOP may have waited long.
+                        idle_deadline = self.idle_deadline();
                     }
                 }
                 r = self.stream.writable(), if !self.out.is_empty() => {
                     r.map_err(|_| Close::Gone)?;
                     self.try_write()?;
+                    // Writing is interaction too (Redis `_writeToClient` sets lastinteraction).
+                    idle_deadline = self.idle_deadline();
                 }
                 Some(msg) = self.push_rx.recv() => {
                     self.push(msg);
@@ -245,6 +251,13 @@ impl Conn {
                 return Err(Close::AfterFlush);
             }
         }
+        // Give back a buffer grown by a big request (Redis shrinks idle query buffers too).
+        if self.inbuf.is_empty()
+            && !self.dec.in_progress()
+            && self.inbuf.capacity() > 4 * READ_CHUNK
+        {
+            self.inbuf = BytesMut::new();
+        }
         self.info.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
         self.try_write()
     }
@@ -257,7 +270,9 @@ impl Conn {
     ) -> Result<Reply, Close> {
         self.flush().await?;
         let deadline = block.timeout.map(|t| Instant::now() + t);
-        loop {
+        // Whether the wait ended by the timeout (reply nil) or because the client must go.
+        let mut leaving = *shutdown.borrow() || self.info.killed.load(Ordering::SeqCst);
+        while !leaving {
             let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
             tokio::select! {
                 r = &mut block.rx => {
@@ -271,14 +286,16 @@ impl Conn {
                         return Err(close);
                     }
                 }
-                _ = self.info.kill_notify.notified() => break,
-                _ = shutdown.changed() => break,
+                _ = self.info.kill_notify.notified() => leaving = true,
+                _ = shutdown.changed() => leaving = true,
             }
         }
         // Withdraw; a reply sent before the withdrawal still wins (it popped data for us).
         self.unblock(block.waiter);
         match block.rx.try_recv() {
             Ok(r) => Ok(r),
+            // Killed or shutting down: Redis frees a blocked client without a reply.
+            Err(_) if leaving => Err(Close::AfterFlush),
             Err(_) => Ok(block.timeout_reply),
         }
     }

@@ -146,6 +146,30 @@ fn complete_echo(data: &[u8], expected: usize) -> Option<usize> {
     (data.len() >= reply.len()).then_some(reply.len())
 }
 
+/// A client blocked in BLPOP when the server stops gets no reply, only the close (Redis
+/// frees blocked clients at shutdown without answering them); the exit is still 0.
+#[test]
+fn sigterm_closes_blocked_clients_without_a_reply() {
+    let mut kura = KuraProcess::start(&[]);
+    let mut blocked = kura.client();
+    blocked.send(&[b"BLPOP", b"queue", b"0"]);
+    // Give the BLPOP time to block (a reply or a close now would be a failure below).
+    assert!(!blocked.is_closed(Duration::from_millis(500)));
+    // Another client's commands go through while it waits.
+    assert_eq!(kura.client().cmd(&["PING"]), "+PONG\r\n");
+    kura.signal("TERM");
+    let mut rest = Vec::new();
+    let end = blocked.reader.read_to_end(&mut rest);
+    assert!(end.is_ok(), "blocked client: {end:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&rest),
+        "",
+        "blocked client got a reply"
+    );
+    let status = kura.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}
+
 #[test]
 fn sigint_also_exits_zero() {
     let mut kura = KuraProcess::start(&[]);

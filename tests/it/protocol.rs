@@ -693,3 +693,22 @@ fn ten_thousand_idle_connections() {
     assert_eq!(fresh.cmd(&["GET", "k"]), "$1\r\nv\r\n");
     assert_eq!(kura.client().cmd(&["PING"]), "+PONG\r\n");
 }
+
+/// A client blocked longer than `timeout` is not idle (Redis exempts blocked clients), and
+/// the reply it finally gets counts as interaction: it is not closed right after.
+#[test]
+fn blocked_clients_are_not_idle() {
+    let kura = Kura::start_with(|c| c.timeout = 1);
+    let redis = RedisServer::start(&["--timeout", "1"]);
+    let servers =
+        std::iter::once(("kura", kura.addr)).chain(redis.as_ref().map(|r| ("redis", r.addr)));
+    for (name, addr) in servers {
+        let mut c = crate::support::Raw::connect(addr);
+        assert_eq!(c.cmd(&["BLPOP", "nothing", "3"]), "*-1\r\n", "{name}");
+        assert_eq!(
+            c.cmd(&["PING"]),
+            "+PONG\r\n",
+            "{name}: closed after its BLPOP timed out"
+        );
+    }
+}
