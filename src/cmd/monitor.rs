@@ -88,7 +88,12 @@ pub fn feed_monitors(srv: &ServerState, sess: &Session, spec: &CommandSpec, argv
     if monitors.is_empty() {
         return;
     }
-    let line = format_line(srv.clock.now_us(), sess.db, &peer(srv, sess), &redact(spec, argv));
+    let line = format_line(
+        srv.clock.now_us(),
+        sess.db,
+        &peer(srv, sess),
+        &redact(spec, argv),
+    );
     for tx in monitors.values() {
         // A closed receiver is a monitor going away; its cleanup unregisters it.
         tx.send(Reply::Simple(line.clone())).ok();
@@ -225,8 +230,20 @@ mod tests {
             args(&[b"auth", b"a", b"b", b"c"])
         );
         assert_eq!(
-            r(hello, &[b"hello", b"2", b"setname", b"n", b"AUTH", b"u", b"p", b"x"]),
-            args(&[b"hello", b"2", b"setname", b"n", b"AUTH", b"(redacted)", b"(redacted)", b"x"])
+            r(
+                hello,
+                &[b"hello", b"2", b"setname", b"n", b"AUTH", b"u", b"p", b"x"]
+            ),
+            args(&[
+                b"hello",
+                b"2",
+                b"setname",
+                b"n",
+                b"AUTH",
+                b"(redacted)",
+                b"(redacted)",
+                b"x"
+            ])
         );
         assert_eq!(
             r(hello, &[b"hello", b"x", b"auth", b"u", b"p"]),

@@ -310,7 +310,8 @@ fn sync_info(sess: &Session) {
     if let Some(info) = &sess.info {
         info.sub.store(sess.channels.len(), Ordering::Relaxed);
         info.psub.store(sess.patterns.len(), Ordering::Relaxed);
-        info.ssub.store(sess.shard_channels.len(), Ordering::Relaxed);
+        info.ssub
+            .store(sess.shard_channels.len(), Ordering::Relaxed);
         info.set_flag('P', sess.subscription_count() > 0);
     }
 }
@@ -542,7 +543,7 @@ fn pubsub(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let pattern = argv.get(2);
             Ok(Reply::Array(
                 map.keys()
-                    .filter(|c| pattern.map_or(true, |p| glob_match(p, c)))
+                    .filter(|c| pattern.is_none_or(|p| glob_match(p, c)))
                     .map(|c| Reply::Bulk(c.clone()))
                     .collect(),
             ))
