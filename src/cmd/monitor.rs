@@ -79,7 +79,7 @@ pub fn stop(srv: &ServerState, sess: &mut Session) {
 pub fn feed_monitors(srv: &ServerState, sess: &Session, spec: &CommandSpec, argv: &[Bytes]) {
     // Administrative commands are considered too dangerous to be shown; nothing is shown
     // while loading (AOF replay).
-    if spec.has(SKIP_MONITOR | ADMIN) || sess.origin == Origin::AofLoad {
+    if !shown(spec, argv) || sess.origin == Origin::AofLoad {
         return;
     }
     let Ok(monitors) = srv.monitors.lock() else {
@@ -98,6 +98,64 @@ pub fn feed_monitors(srv: &ServerState, sess: &Session, spec: &CommandSpec, argv
         // A closed receiver is a monitor going away; its cleanup unregisters it.
         tx.send(Reply::Simple(line.clone())).ok();
     }
+}
+
+/// Subcommands flagged `admin` in Redis 7.0 (`COMMAND INFO`), whose containers also have
+/// subcommands that are not: Redis decides per subcommand.
+const ADMIN_SUBCOMMANDS: &[&str] = &[
+    "acl|deluser",
+    "acl|dryrun",
+    "acl|getuser",
+    "acl|list",
+    "acl|load",
+    "acl|log",
+    "acl|save",
+    "acl|setuser",
+    "acl|users",
+    "client|kill",
+    "client|list",
+    "client|no-evict",
+    "client|pause",
+    "client|unblock",
+    "client|unpause",
+    "config|get",
+    "config|resetstat",
+    "config|rewrite",
+    "config|set",
+    "latency|doctor",
+    "latency|graph",
+    "latency|histogram",
+    "latency|history",
+    "latency|latest",
+    "latency|reset",
+    "module|list",
+    "module|load",
+    "module|loadex",
+    "module|unload",
+    "slowlog|get",
+    "slowlog|len",
+    "slowlog|reset",
+];
+
+/// Reports whether Redis 7.0 shows the command to monitors: not `admin`/`skip_monitor`
+/// (decided per subcommand for containers: `CLIENT SETNAME` is shown, `CLIENT LIST` is not),
+/// and not an unknown subcommand, which Redis refuses before running it.
+fn shown(spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    if spec.subcommands.is_empty() {
+        return !spec.has(SKIP_MONITOR | ADMIN);
+    }
+    let Some(sub) = argv.get(1) else {
+        return false;
+    };
+    let full = format!(
+        "{}|{}",
+        spec.name,
+        String::from_utf8_lossy(sub).to_ascii_lowercase()
+    );
+    if spec.name == "pubsub" && super::pubsub::refused_before_running(argv) {
+        return false;
+    }
+    spec.subcommands.contains(&full.as_str()) && !ADMIN_SUBCOMMANDS.contains(&full.as_str())
 }
 
 /// Returns the `ip:port` (or a name for internal doors) shown between the brackets.
@@ -213,6 +271,18 @@ mod tests {
         );
         let line = format_line(5_000_001, 3, "[::1]:5", &args(&[b"PING"]));
         assert_eq!(line, r#"5.000001 [3 [::1]:5] "PING""#);
+    }
+
+    #[test]
+    fn admin_is_decided_per_subcommand() {
+        let pubsub = super::super::table::lookup(b"pubsub").unwrap();
+        let monitor = super::super::table::lookup(b"monitor").unwrap();
+        let get = super::super::table::lookup(b"get").unwrap();
+        assert!(shown(pubsub, &args(&[b"PUBSUB", b"NUMPAT"])));
+        assert!(!shown(pubsub, &args(&[b"PUBSUB", b"nosuch"])));
+        assert!(!shown(pubsub, &args(&[b"PUBSUB", b"NUMPAT", b"x"])));
+        assert!(!shown(monitor, &args(&[b"MONITOR"])));
+        assert!(shown(get, &args(&[b"GET", b"k"])));
     }
 
     #[test]

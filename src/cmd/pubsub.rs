@@ -497,26 +497,40 @@ fn clip(arg: &[u8]) -> String {
     text(&arg[..arg.len().min(128)])
 }
 
+/// Returns the arity of a PUBSUB subcommand (lowercase), `None` when there is no such one.
+fn subcommand_arity(sub: &[u8]) -> Option<i32> {
+    match sub {
+        b"channels" | b"numsub" | b"shardchannels" | b"shardnumsub" => Some(-2),
+        b"numpat" | b"help" => Some(2),
+        _ => None,
+    }
+}
+
+/// Reports whether Redis would refuse this PUBSUB call before running it (unknown
+/// subcommand or wrong subcommand arity): such calls are not shown to MONITOR.
+pub(crate) fn refused_before_running(argv: &[Bytes]) -> bool {
+    let Some(sub) = argv.get(1) else {
+        return true;
+    };
+    match subcommand_arity(&sub.to_ascii_lowercase()) {
+        Some(a) if a > 0 => argv.len() != a as usize,
+        Some(a) => argv.len() < (-a) as usize,
+        None => true,
+    }
+}
+
 fn pubsub(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let sub = argv[1].to_ascii_lowercase();
     let argc = argv.len();
-    // Subcommand arity (Redis checks it in processCommand with the `pubsub|x` name).
-    let arity: i32 = match sub.as_slice() {
-        b"channels" | b"numsub" | b"shardchannels" | b"shardnumsub" => -2,
-        b"numpat" | b"help" => 2,
-        _ => {
-            return Err(CmdError::UnknownSubcommand {
-                sub: clip(&argv[1]),
-                cmd: text(&argv[0]).to_ascii_uppercase(),
-            })
-        }
-    };
-    let ok = if arity > 0 {
-        argc == arity as usize
-    } else {
-        argc >= (-arity) as usize
-    };
-    if !ok {
+    // Subcommand existence and arity (Redis checks them in processCommand, with the
+    // `pubsub|x` name).
+    if subcommand_arity(&sub).is_none() {
+        return Err(CmdError::UnknownSubcommand {
+            sub: clip(&argv[1]),
+            cmd: text(&argv[0]).to_ascii_uppercase(),
+        });
+    }
+    if refused_before_running(argv) {
         return Err(CmdError::Arity(format!("pubsub|{}", text(&sub))));
     }
     let syntax = || {

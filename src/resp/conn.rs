@@ -263,6 +263,23 @@ impl Conn {
                     return Ok(r.unwrap_or(block.timeout_reply));
                 }
                 _ = sleep, if deadline.is_some() => break,
+                // A blocked RESP3 subscriber still receives its messages meanwhile.
+                Some(msg) = self.push_rx.recv() => {
+                    self.push(msg);
+                    self.drain_pushes();
+                    let r = self.try_write().and_then(|()| self.check_output_limit());
+                    if r.is_err() {
+                        self.unblock(block.waiter);
+                    }
+                    r?;
+                }
+                r = self.stream.writable(), if !self.out.is_empty() => {
+                    let r = r.map_err(|_| Close::Gone).and_then(|()| self.try_write());
+                    if r.is_err() {
+                        self.unblock(block.waiter);
+                    }
+                    r?;
+                }
                 r = self.stream.readable() => {
                     r.map_err(|_| Close::Gone)?;
                     self.inbuf.reserve(READ_CHUNK);

@@ -81,6 +81,13 @@ fn delivery(addr: SocketAddr, resp3: bool) -> String {
     t += &s.cmd(&["PUNSUBSCRIBE"]);
     t += &p.cmd(&["PUBLISH", "a", "gone"]);
     t += &s.cmd(&["GET", "k"]);
+    // Pipelined: confirmations come before the replies that follow them.
+    let mut pipe = crate::support::encode_command(&[b"SUBSCRIBE", b"q1", b"q2"]);
+    pipe.extend(crate::support::encode_command(&[b"GET", b"k"]));
+    pipe.extend(crate::support::encode_command(&[b"UNSUBSCRIBE", b"q1"]));
+    pipe.extend(crate::support::encode_command(&[b"PING"]));
+    s.send_raw(&pipe);
+    t += &frames(&mut s, 5);
     t
 }
 
@@ -97,7 +104,11 @@ fn delivery_resp2_matches_redis() {
     assert!(t.contains("-ERR Can't execute 'pubsub|numpat'"));
     assert!(t.contains("*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:2\r\n"));
     assert!(t.contains("*3\r\n$12\r\npunsubscribe\r\n$-1\r\n:0\r\n"));
-    assert!(t.ends_with(":0\r\n$-1\r\n"));
+    assert!(t.contains(":0\r\n$-1\r\n*3\r\n$9\r\nsubscribe\r\n$2\r\nq1\r\n:1\r\n"));
+    assert!(t.ends_with(
+        "only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n\
+         *3\r\n$11\r\nunsubscribe\r\n$2\r\nq1\r\n:1\r\n*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+    ));
 }
 
 #[test]
@@ -287,6 +298,8 @@ fn monitor_scenario(addr: SocketAddr) -> String {
     // Refused before running, or admin: not shown.
     t += &a.cmd(&["GET"]);
     t += &a.cmd(&["NOSUCHCOMMAND", "x"]);
+    t += &a.cmd(&["PUBSUB", "NUMPAT", "x"]);
+    t += &a.cmd(&["PUBSUB", "nosuch"]);
     t += &a.cmd(&["PUBSUB", "NUMPAT"]);
     for _ in shown {
         t += &line(&mut m, aport);
@@ -425,4 +438,61 @@ fn redis_cli_subscribe_tails_messages() {
     if let Some(redis) = RedisServer::start(&[]) {
         assert_eq!(redis_cli_tail(redis.addr).as_deref(), Some(got.as_str()));
     }
+}
+
+// ---- CLIENT REPLY ----
+
+fn reply_off(addr: SocketAddr) -> String {
+    let mut c = Raw::connect(addr);
+    let mut p = Raw::connect(addr);
+    let mut m = Raw::connect(addr);
+    let mut t = String::new();
+    // RESP2: confirmations are sent even with replies off (CLIENT_PUSHING), errors are not.
+    c.send(&[b"CLIENT", b"REPLY", b"OFF"]);
+    c.send(&[b"SUBSCRIBE", b"x"]);
+    c.send(&[b"GET", b"k"]);
+    c.send(&[b"UNSUBSCRIBE", b"x"]);
+    c.send(&[b"CLIENT", b"REPLY", b"ON"]);
+    t += &frames(&mut c, 3);
+    // RESP3: messages too.
+    hello3(&mut c);
+    c.send(&[b"CLIENT", b"REPLY", b"OFF"]);
+    c.send(&[b"SUBSCRIBE", b"y"]);
+    t += &frames(&mut c, 1);
+    t += &p.cmd(&["PUBLISH", "y", "m"]);
+    t += &frames(&mut c, 1);
+    c.send(&[b"CLIENT", b"REPLY", b"SKIP"]);
+    c.send(&[b"PUBLISH", b"y", b"self"]);
+    c.send(&[b"CLIENT", b"REPLY", b"ON"]);
+    t += &frames(&mut c, 2);
+    // A monitor with replies off gets no lines.
+    t += &m.cmd(&["MONITOR"]);
+    m.send(&[b"CLIENT", b"REPLY", b"OFF"]);
+    t += &p.cmd(&["ECHO", "hidden"]);
+    m.send(&[b"CLIENT", b"REPLY", b"ON"]);
+    t += &String::from_utf8_lossy(&m.read_reply());
+    t += &p.cmd(&["ECHO", "shown"]);
+    let port = p.stream.local_addr().expect("local addr").port();
+    let mport = m.stream.local_addr().expect("local addr").port();
+    let next = normalize_monitor(&String::from_utf8_lossy(&m.read_reply()), mport);
+    // CLIENT REPLY ON itself is shown (client|reply is not admin).
+    t += &next;
+    t += &normalize_monitor(&String::from_utf8_lossy(&m.read_reply()), port);
+    t
+}
+
+#[test]
+fn client_reply_off_still_gets_pushes() {
+    let kura = Kura::start();
+    if kura.client().cmd(&["CLIENT", "REPLY", "ON"]) != "+OK\r\n" {
+        eprintln!("SKIPPED: kura has no CLIENT REPLY yet");
+        return;
+    }
+    drop(kura);
+    let t = same_on_both(reply_off);
+    assert!(t.starts_with(
+        "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nx\r\n:0\r\n+OK\r\n"
+    ));
+    assert!(t.contains(">3\r\n$7\r\nmessage\r\n$1\r\ny\r\n$4\r\nself\r\n+OK\r\n"));
+    assert!(!t.contains("hidden\""));
 }
