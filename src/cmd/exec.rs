@@ -296,6 +296,17 @@ fn unknown_command(argv: &[Bytes]) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {args}")
 }
 
+/// Returns Redis's `fullname` of a command: `config|get` for a known subcommand.
+fn full_name(spec: &CommandSpec, argv: &[Bytes]) -> String {
+    if let Some(sub) = argv.get(1).filter(|_| !spec.subcommands.is_empty()) {
+        let full = format!("{}|{}", spec.name, text(sub).to_ascii_lowercase());
+        if spec.subcommands.contains(&full.as_str()) {
+            return full;
+        }
+    }
+    spec.name.to_string()
+}
+
 /// Checks one command against Redis's `processCommand` rules; returns the spec or the error
 /// reply (and whether it must abort a surrounding MULTI).
 fn check(
@@ -328,10 +339,14 @@ fn check(
         return Err((
             format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
+                full_name(spec, argv)
             ),
             false,
         ));
+    }
+    // A MONITOR is a replica to Redis (CLIENT_SLAVE): it may not touch the keyspace.
+    if sess.monitor && spec.has(flags::WRITE | flags::READONLY | flags::MAY_REPLICATE) {
+        return Err(("ERR Replica can't interact with the keyspace".into(), true));
     }
     Ok(spec)
 }

@@ -27,6 +27,7 @@ use super::decode::RequestDecoder;
 use super::encode::encode;
 use super::Limits;
 use crate::cmd::exec::{execute, with_ctx, BlockRequest};
+use crate::cmd::pubsub::{OutputLimit, OutputLimitState};
 use crate::cmd::session::ReplyMode;
 use crate::cmd::{Reply, Session};
 use crate::state::{ClientInfo, ServerState};
@@ -59,6 +60,7 @@ struct Conn {
     dec: RequestDecoder,
     limits: Limits,
     push_rx: mpsc::UnboundedReceiver<Reply>,
+    obuf_limit: OutputLimitState,
 }
 
 /// Serves one client until it disconnects, is killed, or the server shuts down.
@@ -91,6 +93,7 @@ pub async fn serve(
         dec: RequestDecoder::new(),
         limits,
         push_rx,
+        obuf_limit: OutputLimitState::default(),
     };
     let result = conn.run(&mut shutdown).await;
     debug!(client = info.id, ?result, "client closed");
@@ -140,10 +143,9 @@ impl Conn {
                 }
                 Some(msg) = self.push_rx.recv() => {
                     self.push(msg);
-                    while let Ok(m) = self.push_rx.try_recv() {
-                        self.push(m);
-                    }
+                    self.drain_pushes();
                     self.try_write()?;
+                    self.check_output_limit()?;
                 }
                 _ = self.info.kill_notify.notified() => {}
                 _ = shutdown.changed() => {}
@@ -199,8 +201,44 @@ impl Conn {
         }
     }
 
+    /// Queues a push: pub/sub frames (`Reply::Push`) always, as Redis 7.0 sends them even
+    /// under `CLIENT REPLY OFF` (`CLIENT_PUSHING`); MONITOR lines only while replies are on.
     fn push(&mut self, msg: Reply) {
+        if !matches!(msg, Reply::Push(_)) && self.sess.reply_mode == ReplyMode::Off {
+            return;
+        }
         encode(&mut self.out, &msg, self.sess.proto);
+    }
+
+    /// Queues every push already waiting, so frames a command produced for this client
+    /// (its own MONITOR line, confirmations under `CLIENT REPLY OFF`) follow its reply and
+    /// precede the next one, as they do in Redis's single output buffer.
+    fn drain_pushes(&mut self) {
+        while let Ok(m) = self.push_rx.try_recv() {
+            self.push(m);
+        }
+    }
+
+    /// Closes a Pub/Sub client whose unsent output reached `client-output-buffer-limit
+    /// pubsub` (Redis `checkClientOutputBufferLimits`: a subscriber that does not read must
+    /// not grow memory without bound). Queued output is dropped, not flushed.
+    fn check_output_limit(&mut self) -> Result<(), Close> {
+        if self.sess.subscription_count() == 0 {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if self
+            .obuf_limit
+            .exceeded(&OutputLimit::PUBSUB, self.out.len(), now)
+        {
+            tracing::warn!(
+                client = self.info.id,
+                addr = %self.info.addr,
+                "client scheduled to be closed asap for overcoming of output buffer limits"
+            );
+            return Err(Close::Gone);
+        }
+        Ok(())
     }
 
     /// Executes every complete request in the input buffer, then writes what it can.
@@ -228,6 +266,7 @@ impl Conn {
                 .last_active_ms
                 .store(self.srv.clock.now_ms(), Ordering::Relaxed);
             let mode_before = self.sess.reply_mode;
+            self.drain_pushes();
             let outcome = execute(&self.srv, &mut self.sess, argv);
             let reply = match outcome.block {
                 Some(block) => self.wait_block(block, shutdown).await?,
@@ -246,6 +285,7 @@ impl Conn {
             if send {
                 encode(&mut self.out, &reply, self.sess.proto);
             }
+            self.drain_pushes();
             if self.sess.close_after_reply {
                 self.flush().await?;
                 return Err(Close::AfterFlush);
@@ -259,7 +299,8 @@ impl Conn {
             self.inbuf = BytesMut::new();
         }
         self.info.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
-        self.try_write()
+        self.try_write()?;
+        self.check_output_limit()
     }
 
     /// Waits for a blocked command's reply, its timeout, the client leaving, or shutdown.
@@ -279,6 +320,23 @@ impl Conn {
                     return Ok(r.unwrap_or(block.timeout_reply));
                 }
                 _ = sleep, if deadline.is_some() => break,
+                // A blocked RESP3 subscriber still receives its messages meanwhile.
+                Some(msg) = self.push_rx.recv() => {
+                    self.push(msg);
+                    self.drain_pushes();
+                    let r = self.try_write().and_then(|()| self.check_output_limit());
+                    if r.is_err() {
+                        self.unblock(block.waiter);
+                    }
+                    r?;
+                }
+                r = self.stream.writable(), if !self.out.is_empty() => {
+                    let r = r.map_err(|_| Close::Gone).and_then(|()| self.try_write());
+                    if r.is_err() {
+                        self.unblock(block.waiter);
+                    }
+                    r?;
+                }
                 r = self.stream.readable() => {
                     let read = r.map_err(|_| Close::Gone).and_then(|_| self.read_some());
                     if let Err(close) = read {
@@ -362,11 +420,7 @@ impl Conn {
             crate::cmd::txn::unwatch_all(ctx);
             crate::cmd::pubsub::unsubscribe_all(ctx);
         });
-        if self.sess.monitor {
-            if let Ok(mut m) = srv.monitors.lock() {
-                m.remove(&self.sess.id);
-            }
-        }
+        crate::cmd::monitor::stop(&srv, &mut self.sess);
         srv.clients.remove(self.sess.id);
     }
 }

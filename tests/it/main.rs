@@ -8,4 +8,5 @@ mod clients;
 mod diff;
 mod lifecycle;
 mod protocol;
+mod pubsub;
 mod smoke;

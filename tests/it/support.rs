@@ -114,34 +114,44 @@ impl RedisServer {
     /// Starts `redis-server` on a free port with extra arguments, or `None` (skip) if absent.
     pub fn start(extra: &[&str]) -> Option<RedisServer> {
         let bin = need_program("redis-server")?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no", "--dir"])
-        .arg(dir.path())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let child = cmd.spawn().expect("spawn redis-server");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        // The port is free when chosen but may be taken (by a kura binding port 0 in a
+        // parallel test) before redis-server binds it: check that the server answering is
+        // our child, and retry on another port otherwise.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let port = free_port();
+            let mut cmd = Command::new(&bin);
+            cmd.args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            let child = cmd.spawn().expect("spawn redis-server");
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(addr).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let server = RedisServer {
+                addr,
+                child,
+                _dir: dir,
+            };
+            let info = server.client().cmd(&["INFO", "server"]);
+            if info.contains(&format!("process_id:{}\r\n", server.child.id())) {
+                return Some(server);
+            }
         }
-        Some(RedisServer {
-            addr,
-            child,
-            _dir: dir,
-        })
+        panic!("redis-server did not start on a free port");
     }
 
     /// Opens a raw client.
