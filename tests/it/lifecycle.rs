@@ -128,8 +128,15 @@ fn starts_answers_and_exits_zero_on_sigterm() {
         "kura did not exit 0 after SIGTERM: {status:?} {}",
         kura.stderr()
     );
-    // And it no longer listens.
+    // And it no longer listens, and says why it stopped.
     assert!(TcpStream::connect(kura.addr).is_err());
+    assert!(
+        crate::support::wait_until(Duration::from_secs(5), || kura
+            .log()
+            .contains("received SIGTERM")),
+        "no SIGTERM line in the log:\n{}",
+        kura.log()
+    );
 }
 
 /// Returns the length of `ECHO <expected>`'s reply at the start of `data`, or `None` while

@@ -146,7 +146,15 @@ impl RedisServer {
                 child,
                 _dir: dir,
             };
-            let info = server.client().cmd(&["INFO", "server"]);
+            let mut c = server.client();
+            // With --requirepass, INFO needs AUTH first.
+            if let Some(i) = extra.iter().position(|a| *a == "--requirepass") {
+                if let Some(pw) = extra.get(i + 1) {
+                    c.cmd(&["AUTH", pw]);
+                }
+            }
+            let info = c.cmd(&["INFO", "server"]);
+            drop(c);
             if info.contains(&format!("process_id:{}\r\n", server.child.id())) {
                 return Some(server);
             }
@@ -400,10 +408,13 @@ pub struct KuraProcess {
     pub child: Child,
     /// Its data directory.
     pub dir: tempfile::TempDir,
+    /// Its log (standard output), collected by a thread so the pipe never fills.
+    log: Arc<std::sync::Mutex<String>>,
 }
 
 impl KuraProcess {
-    /// The flags every test instance gets: free ports, no saving, a private data dir.
+    /// The flags every test instance gets: the given RESP port, no saving, a private data
+    /// dir, and port 0 (any free port) for the other doors.
     pub fn base_args(port: u16, dir: &std::path::Path) -> Vec<String> {
         vec![
             "--port".into(),
@@ -413,39 +424,72 @@ impl KuraProcess {
             "--dir".into(),
             dir.display().to_string(),
             "--forward-port".into(),
-            free_port().to_string(),
+            "0".into(),
             "--http-port".into(),
-            free_port().to_string(),
+            "0".into(),
         ]
     }
 
-    /// Starts the binary with the base flags plus `extra`, and waits until it accepts
-    /// connections. Panics with the process's stderr if it exits or does not come up.
+    /// Starts the binary with the base flags plus `extra`, and waits until it is ready.
+    ///
+    /// kura binds port 0 and the test reads the address from its "ready to accept
+    /// connections" log line: a port picked here and bound there could be taken in between
+    /// by a parallel test. Panics with the process's output if it exits or does not come up.
     pub fn start(extra: &[&str]) -> KuraProcess {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let mut args = Self::base_args(port, dir.path());
+        let mut args = Self::base_args(0, dir.path());
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
             .args(&args)
-            .stdout(Stdio::null())
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn kura");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(addr) = ready_addr(&line) {
+                        sent = tx.send(addr).is_ok();
+                    }
+                }
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
                 let mut err = String::new();
                 if let Some(mut e) = child.stderr.take() {
                     let _ = e.read_to_string(&mut err);
                 }
-                panic!("kura exited at start ({status}): {err}");
+                let out = log.lock().map(|l| l.clone()).unwrap_or_default();
+                panic!("kura did not become ready ({status:?}): {out}{err}");
             }
-            assert!(Instant::now() < deadline, "kura did not start listening");
-            std::thread::sleep(Duration::from_millis(20));
+        };
+        KuraProcess {
+            addr,
+            child,
+            dir,
+            log,
         }
-        KuraProcess { addr, child, dir }
+    }
+
+    /// Returns what kura logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Opens a raw client.
@@ -484,6 +528,20 @@ impl KuraProcess {
         }
         err
     }
+}
+
+/// Parses the first RESP address from kura's "ready to accept connections" log line
+/// (`… ready to accept connections tcp addrs=[127.0.0.1:41234]`); a wildcard address is
+/// reached through loopback.
+fn ready_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("ready to accept connections")?..];
+    let list = &rest[rest.find('[')? + 1..rest.rfind(']')?];
+    let first = list.split(", ").next()?;
+    let mut addr: SocketAddr = first.parse().ok()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Some(addr)
 }
 
 impl Drop for KuraProcess {
