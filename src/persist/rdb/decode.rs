@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{container, listpack, lzf, types, unsupported_type_name, ziplist, RdbError};
+use crate::store::hash::{MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE};
 use crate::store::{Hash, List, Value};
 
 /// What a length prefix holds: a length, or the tag of a special string encoding
@@ -142,6 +143,11 @@ impl<'a> Reader<'a> {
                     });
                 }
                 let c = self.read_bytes(clen as usize)?;
+                if ulen == 0 {
+                    // Redis compares lzf_decompress's result (0 on any error) with the length,
+                    // so an announced length of 0 is an empty string whatever the data.
+                    return Ok(Cow::Borrowed(&[]));
+                }
                 Ok(Cow::Owned(lzf::decompress(c, ulen as usize)?))
             }
             Len::Encoded(t) => Err(RdbError::BadStringEncoding(t as u64)),
@@ -207,12 +213,21 @@ impl<'a> Reader<'a> {
             types::HASH => {
                 let n = self.read_count()?;
                 let mut h = Hash::new();
+                // Redis 7.0 loads a small hash into a listpack without looking for duplicate
+                // fields (that is deep sanitisation, off by default); once the hash is a
+                // hashtable (too many pairs, or a long field or value) it refuses them.
+                let mut table = n > MAX_LISTPACK_ENTRIES;
                 for _ in 0..n {
                     let f = to_bytes(self.read_string()?);
                     let v = to_bytes(self.read_string()?);
-                    if !h.set(f, v) {
-                        return Err(RdbError::DuplicateField);
+                    table |= f.len() > MAX_LISTPACK_VALUE || v.len() > MAX_LISTPACK_VALUE;
+                    if h.get(&f).is_some() {
+                        if table {
+                            return Err(RdbError::DuplicateField);
+                        }
+                        continue;
                     }
+                    h.set(f, v);
                 }
                 hash_value(h)
             }
@@ -233,16 +248,22 @@ impl<'a> Reader<'a> {
                 let blob = self.read_string()?;
                 let mut h = Hash::new();
                 let mut field: Option<Bytes> = None;
+                // Converting a ziplist always checks for duplicate fields; a listpack is only
+                // checked by deep sanitisation (off by default), so there the first one wins.
+                let strict = ty == types::HASH_ZIPLIST;
                 let add = |e: &[u8]| match field.take() {
                     None => {
                         field = Some(Bytes::copy_from_slice(e));
                         Ok(())
                     }
                     Some(f) => {
-                        if h.set(f, Bytes::copy_from_slice(e)) {
+                        if h.get(&f).is_none() {
+                            h.set(f, Bytes::copy_from_slice(e));
                             Ok(())
-                        } else {
+                        } else if strict {
                             Err(RdbError::DuplicateField)
+                        } else {
+                            Ok(())
                         }
                     }
                 };
@@ -349,7 +370,10 @@ mod tests {
         let (v, n) = read_value(&[0, 2, b'v', b'1', 0xee]).unwrap();
         assert_eq!((string(&v), n), (b"v1".to_vec(), 4));
         assert_eq!(string(&read_value(&[0, 0xc0, 0x80]).unwrap().0), b"-128");
-        assert_eq!(string(&read_value(&[0, 0xc1, 0x39, 0x30]).unwrap().0), b"12345");
+        assert_eq!(
+            string(&read_value(&[0, 0xc1, 0x39, 0x30]).unwrap().0),
+            b"12345"
+        );
         assert_eq!(
             string(&read_value(&[0, 0xc2, 0, 0, 0, 0x80]).unwrap().0),
             b"-2147483648"
@@ -435,8 +459,21 @@ mod tests {
             p.extend_from_slice(&rdb_str(v));
         }
         assert_eq!(hash_items(&read_value(&p).unwrap().0), want);
-        // Duplicate fields are refused.
+        // Duplicate fields: the first wins in a small hash (as Redis, which does not look),
+        // a big one is refused.
         let p = [types::HASH, 2, 1, b'f', 1, b'v', 1, b'f', 1, b'w'];
+        assert_eq!(
+            hash_items(&read_value(&p).unwrap().0),
+            vec![(b"f".to_vec(), b"v".to_vec())]
+        );
+        let mut p = vec![types::HASH, 0x40, 200];
+        for i in 0..200 {
+            p.extend_from_slice(&rdb_str(format!("f{}", i % 150).as_bytes()));
+            p.extend_from_slice(&rdb_str(b"v"));
+        }
+        assert_eq!(read_value(&p).unwrap_err(), RdbError::DuplicateField);
+        let mut p = vec![types::HASH_ZIPLIST];
+        p.extend_from_slice(&rdb_str(&build(&[b"f", b"v", b"f", b"w"])));
         assert_eq!(read_value(&p).unwrap_err(), RdbError::DuplicateField);
         // Type 9: zipmap.
         let mut p = vec![types::HASH_ZIPMAP];
@@ -493,7 +530,9 @@ mod tests {
             Value::Str(Bytes::from_static(b"hello")),
             Value::Str(Bytes::from_static(b"-7")),
             Value::Str(Bytes::from(vec![b'z'; 5000])),
-            Value::Str(Bytes::from((0..3000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>())),
+            Value::Str(Bytes::from(
+                (0..3000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+            )),
         ];
         let mut l = List::new();
         for i in 0..3000 {
@@ -560,7 +599,9 @@ mod tests {
                     let i = rng.gen_range(0..bad.len());
                     bad[i] = rng.gen();
                 }
-                let _ = read_value(&bad);
+                if let Ok((_, n)) = read_value(&bad) {
+                    assert!(n <= bad.len());
+                }
             }
         }
         // Random garbage after every type byte.
@@ -570,7 +611,9 @@ mod tests {
             if let Some(first) = junk.first_mut() {
                 *first = rng.gen_range(0..21);
             }
-            let _ = read_value(&junk);
+            if let Ok((_, n)) = read_value(&junk) {
+                assert!(n <= junk.len());
+            }
         }
     }
 }

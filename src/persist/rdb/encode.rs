@@ -171,19 +171,13 @@ struct Node {
     plain: bool,
 }
 
+/// Over-estimate of one listpack entry's overhead (`SIZE_ESTIMATE_OVERHEAD`).
+const SIZE_ESTIMATE_OVERHEAD: usize = 8;
+
 /// Reports whether a listpack node of `node_bytes` bytes and `count` elements takes one more
-/// element of `sz` bytes (`_quicklistNodeAllowInsert` of Redis 7.0, whose size estimate
-/// still uses the ziplist overheads).
+/// element of `sz` bytes (`_quicklistNodeAllowInsert` of Redis 7.0).
 fn allow_insert(node_bytes: usize, count: usize, fill: i64, sz: usize) -> bool {
-    let overhead = if sz < 254 { 1 } else { 5 }
-        + if sz < 64 {
-            1
-        } else if sz < 16384 {
-            2
-        } else {
-            5
-        };
-    let new_sz = (node_bytes + sz + overhead) as u64;
+    let new_sz = (node_bytes + sz + SIZE_ESTIMATE_OVERHEAD) as u64;
     if fill < 0 {
         // `_quicklistNodeSizeMeetsOptimizationRequirement`
         let offset = (-fill - 1) as usize;
@@ -310,14 +304,7 @@ mod tests {
     #[test]
     fn values_from_the_annotated_rdb() {
         // `RPUSH l a b c 7 -300 70000` → §3.8.
-        let l = List::from_iter_bytes([
-            &b"a"[..],
-            b"b",
-            b"c",
-            b"7",
-            b"-300",
-            b"70000",
-        ]);
+        let l = List::from_iter_bytes([&b"a"[..], b"b", b"c", b"7", b"-300", b"70000"]);
         let mut out = Vec::new();
         write_value(&mut out, &Value::List(Arc::new(l)), &WriteOpts::default()).unwrap();
         let mut want = vec![0x12, 0x01, 0x02, 0x1a];
@@ -341,8 +328,8 @@ mod tests {
 
     #[test]
     fn nodes_split_at_8k() {
-        // 100-byte elements: entry = 2 + 100 + 1 = 103 bytes; estimate = 100 + 1 + 2 = 103.
-        // A node takes n elements while 7 + 103 (n - 1) + 103 <= 8192 → 79 elements.
+        // 100-byte elements: entry = 2 + 100 + 1 = 103 bytes; estimate = 100 + 8 = 108.
+        // A node takes n elements while 7 + 103 (n - 1) + 108 <= 8192 → 79 elements.
         let e = vec![b'x'; 100];
         let l = List::from_iter_bytes((0..200).map(|_| e.as_slice()));
         let nodes = plan_nodes(&l, -2);

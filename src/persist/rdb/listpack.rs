@@ -279,7 +279,11 @@ pub fn for_each(
             match b {
                 0xf0 => {
                     let d = lp.get(p + 1..p + 5).ok_or_else(|| corrupt(p))?;
-                    (5, u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize, None)
+                    (
+                        5,
+                        u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize,
+                        None,
+                    )
                 }
                 0xf1 => (3, 0, Some(int(2)?)),
                 0xf2 => (4, 0, Some(int(3)?)),
@@ -375,10 +379,7 @@ mod tests {
         assert_eq!(entry(b"-8388608"), [0xf2, 0x00, 0x00, 0x80, 4]);
         assert_eq!(entry(b"8388608"), [0xf3, 0x00, 0x00, 0x80, 0x00, 5]);
         assert_eq!(entry(b"-2147483648"), [0xf3, 0, 0, 0, 0x80, 5]);
-        assert_eq!(
-            entry(b"2147483648"),
-            [0xf4, 0, 0, 0, 0x80, 0, 0, 0, 0, 9]
-        );
+        assert_eq!(entry(b"2147483648"), [0xf4, 0, 0, 0, 0x80, 0, 0, 0, 0, 9]);
         assert_eq!(
             entry(b"-9223372036854775808"),
             [0xf4, 0, 0, 0, 0, 0, 0, 0, 0x80, 9]
@@ -458,10 +459,14 @@ mod tests {
             assert!(for_each(&blob[..cut], |_| Ok(())).is_err());
         }
         for i in 0..blob.len() {
-            for x in [0x00, 0x7f, 0x80, 0xbf, 0xc0, 0xe0, 0xef, 0xf0, 0xf4, 0xf5, 0xfe, 0xff] {
+            for x in [
+                0x00, 0x7f, 0x80, 0xbf, 0xc0, 0xe0, 0xef, 0xf0, 0xf4, 0xf5, 0xfe, 0xff,
+            ] {
                 let mut bad = blob.clone();
                 bad[i] = x;
-                let _ = for_each(&bad, |_| Ok(()));
+                if let Ok(n) = for_each(&bad, |_| Ok(())) {
+                    assert!(n <= bad.len());
+                }
             }
         }
         // Wrong count in the header.

@@ -296,6 +296,9 @@ mod tests {
         // Output shorter than announced.
         assert_eq!(decompress(&[0x01, b'a', b'b'], 3), Err(LzfError::TooShort));
         // Truncated long back reference.
-        assert_eq!(decompress(&[0x00, b'a', 0xe0], 20), Err(LzfError::Malformed));
+        assert_eq!(
+            decompress(&[0x00, b'a', 0xe0], 20),
+            Err(LzfError::Malformed)
+        );
     }
 }

@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn footer_round_trip() {
-        let p = dump_payload(&Value::Str(Bytes::from_static(b"v1")), &WriteOpts::default());
+        let p = dump_payload(
+            &Value::Str(Bytes::from_static(b"v1")),
+            &WriteOpts::default(),
+        );
         assert_eq!(&p[..5], [0, 2, b'v', b'1', 10]);
         assert_eq!(p.len(), 4 + FOOTER);
         assert!(verify_payload(&p));
