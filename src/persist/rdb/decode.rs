@@ -235,11 +235,18 @@ impl<'a> Reader<'a> {
                 let blob = self.read_string()?;
                 let mut h = Hash::new();
                 ziplist::for_each_zipmap(&blob, |f, v| {
-                    if h.set(Bytes::copy_from_slice(f), Bytes::copy_from_slice(v)) {
-                        Ok(())
-                    } else {
-                        Err(RdbError::DuplicateField)
+                    let (f, v) = (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
+                    if h.get(&f).is_some() {
+                        return Err(RdbError::DuplicateField);
                     }
+                    // Redis 7.0 converts a loaded zipmap to a hashtable for a long field or
+                    // value only, not for the number of pairs.
+                    if f.len() > MAX_LISTPACK_VALUE || v.len() > MAX_LISTPACK_VALUE {
+                        h.set(f, v);
+                    } else {
+                        h.set_keep_encoding(f, v);
+                    }
+                    Ok(())
                 })?;
                 hash_value(h)
             }
@@ -250,6 +257,7 @@ impl<'a> Reader<'a> {
                 let mut field: Option<Bytes> = None;
                 // Converting a ziplist always checks for duplicate fields; a listpack is only
                 // checked by deep sanitisation (off by default), so there the first one wins.
+                // Either way Redis 7.0 keeps the result a listpack whatever its size.
                 let strict = ty == types::HASH_ZIPLIST;
                 let add = |e: &[u8]| match field.take() {
                     None => {
@@ -258,7 +266,7 @@ impl<'a> Reader<'a> {
                     }
                     Some(f) => {
                         if h.get(&f).is_none() {
-                            h.set(f, Bytes::copy_from_slice(e));
+                            h.set_keep_encoding(f, Bytes::copy_from_slice(e));
                             Ok(())
                         } else if strict {
                             Err(RdbError::DuplicateField)
@@ -493,7 +501,19 @@ mod tests {
             0xff,
         ];
         assert_eq!(hash_items(&read_value(&p).unwrap().0), want);
-        // A hash above the listpack limits comes back as a hashtable.
+        // A big listpack stays a listpack, as in Redis 7.0 (converted on the next write).
+        let mut b = listpack::Builder::new();
+        for i in 0..200 {
+            b.push(format!("f{i}").as_bytes());
+            b.push(&[b'v'; 100]);
+        }
+        let mut p = vec![types::HASH_LISTPACK];
+        p.extend_from_slice(&rdb_str(&b.finish()));
+        match read_value(&p).unwrap().0 {
+            Value::Hash(h) => assert!(h.is_listpack() && h.len() == 200),
+            _ => panic!(),
+        }
+        // A type-4 hash above the listpack limits comes back as a hashtable.
         let mut p = vec![types::HASH, 0x40, 200];
         for i in 0..200 {
             p.extend_from_slice(&rdb_str(format!("f{i}").as_bytes()));
