@@ -595,3 +595,37 @@ fn lzf_output_matches_redis_on_many_strings() {
         "{compressed} of 600 compressed"
     );
 }
+
+/// Node splits follow `list-max-listpack-size` as 7.0's quicklist does, for byte limits and
+/// element-count limits alike.
+#[test]
+fn list_node_splits_follow_the_fill_setting() {
+    let items: Vec<Vec<u8>> = (0..2500)
+        .map(|i| {
+            let mut v = log_line(i);
+            v.truncate(20 + (i * 37) % 150);
+            v
+        })
+        .collect();
+    for fill in ["-1", "-3", "-5", "1", "7", "128", "0"] {
+        let Some(redis) = RedisServer::start(&["--list-max-listpack-size", fill]) else {
+            return;
+        };
+        let mut r = redis.client();
+        let m = Model::List(items.clone());
+        redis_create(&mut r, b"l", &m);
+        let theirs = bulk(&call(&mut r, &[b"DUMP", b"l"]));
+        let opts = WriteOpts {
+            compress: true,
+            list_fill: fill.parse().expect("fill"),
+        };
+        let ours = dump_payload(&m.to_value(), &opts);
+        if ours != theirs {
+            panic!(
+                "fill {fill}: ours {} theirs {}",
+                describe(&ours),
+                describe(&theirs)
+            );
+        }
+    }
+}

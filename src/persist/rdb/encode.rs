@@ -345,4 +345,54 @@ mod tests {
         let l = List::from_iter_bytes([&b"a"[..], &big, b"b"]);
         assert_eq!(plan_nodes(&l, -2).len(), 3);
     }
+
+    #[test]
+    fn random_values_round_trip_under_every_setting() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2024);
+        let element = |rng: &mut rand::rngs::StdRng| -> Vec<u8> {
+            match rng.gen_range(0..6) {
+                // Integers of every listpack width, canonical or not.
+                0 => rng.gen_range(-200i64..200).to_string().into_bytes(),
+                1 => (rng.gen::<i64>() >> rng.gen_range(0..63))
+                    .to_string()
+                    .into_bytes(),
+                2 => format!("0{}", rng.gen_range(0..1000)).into_bytes(),
+                // Strings around the 63/4095-byte encoding boundaries.
+                3 => vec![b'a' + rng.gen_range(0..3); rng.gen_range(60..68)],
+                4 => vec![b'q'; rng.gen_range(4090..4100)],
+                _ => (0..rng.gen_range(0..300)).map(|_| rng.gen()).collect(),
+            }
+        };
+        for round in 0..40 {
+            let n = rng.gen_range(1..600);
+            let items: Vec<Vec<u8>> = (0..n).map(|_| element(&mut rng)).collect();
+            let opts = WriteOpts {
+                compress: round % 2 == 0,
+                list_fill: [-5, -4, -3, -2, -1, 0, 1, 5, 100][round % 9],
+            };
+            let l = List::from_iter_bytes(items.iter().map(|v| v.as_slice()));
+            let mut buf = Vec::new();
+            write_value(&mut buf, &Value::List(Arc::new(l)), &opts).unwrap();
+            let (back, used) = super::super::read_value(&buf).unwrap();
+            assert_eq!(used, buf.len());
+            match back {
+                Value::List(b) => assert!(b.iter().eq(items.iter().map(|v| v.as_slice()))),
+                _ => panic!("not a list"),
+            }
+            let mut h = Hash::new();
+            for pair in items.chunks(2) {
+                h.set(pair[0].clone().into(), pair.last().unwrap().clone().into());
+            }
+            let mut buf = Vec::new();
+            write_value(&mut buf, &Value::Hash(Arc::new(h.clone())), &opts).unwrap();
+            match super::super::read_value(&buf).unwrap().0 {
+                Value::Hash(b) => {
+                    assert_eq!(b.len(), h.len());
+                    assert!(h.iter().all(|(f, v)| b.get(f) == Some(v)));
+                }
+                _ => panic!("not a hash"),
+            }
+        }
+    }
 }
