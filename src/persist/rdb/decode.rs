@@ -4,7 +4,7 @@
 //! Pure functions over `&[u8]`: RESTORE has the whole payload in hand, and an RDB reader can
 //! hand over its buffer. Every length is checked against the bytes that remain before anything
 //! is allocated, so corrupt or hostile input gives an [`RdbError`], never a panic or an absurd
-//! allocation (the property the fuzz target and the unit tests exercise).
+//! allocation (the unit tests feed it truncated, mutated and random bytes to check this).
 
 use std::borrow::Cow;
 use std::sync::Arc;
