@@ -6,4 +6,5 @@ mod support;
 
 mod diff;
 mod pubsub;
+mod dump;
 mod smoke;
