@@ -9,4 +9,5 @@ mod diff;
 mod lifecycle;
 mod protocol;
 mod pubsub;
+mod dump;
 mod smoke;
