@@ -30,6 +30,7 @@ use crate::cmd::exec::{execute, with_ctx, BlockRequest};
 use crate::cmd::pubsub::{OutputLimit, OutputLimitState};
 use crate::cmd::session::ReplyMode;
 use crate::cmd::{Reply, Session};
+use crate::config::Config;
 use crate::state::{ClientInfo, ServerState};
 
 /// Bytes read per socket read (Redis `PROTO_IOBUF_LEN`).
@@ -46,7 +47,8 @@ enum Close {
     Gone,
     /// We close after flushing (QUIT, protocol error, kill, shutdown, idle).
     AfterFlush,
-    /// We close at once, dropping unsent replies (HTTP request, query buffer limit).
+    /// We close at once, dropping unsent replies (HTTP request, query buffer limit,
+    /// CLIENT KILL).
     Now,
 }
 
@@ -71,16 +73,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (push_tx, push_rx) = mpsc::unbounded_channel();
-    let (authenticated, limits) = srv.with_config(|c| {
-        (
-            c.requirepass.is_empty(),
-            Limits {
-                max_bulk_len: c.proto_max_bulk_len as usize,
-                query_buffer_limit: c.client_query_buffer_limit as usize,
-                ..Limits::default()
-            },
-        )
-    });
+    let (authenticated, limits) = srv.with_config(|c| (c.requirepass.is_empty(), limits_of(c)));
     let sess = Session::client(info.id, authenticated, info.clone(), push_tx);
     let mut conn = Conn {
         srv: srv.clone(),
@@ -109,8 +102,9 @@ impl Conn {
         let mut idle_deadline = self.idle_deadline();
         loop {
             if self.info.killed.load(Ordering::SeqCst) {
-                self.flush().await?;
-                return Err(Close::AfterFlush);
+                // CLIENT KILL frees the client at once, unsent replies included
+                // (Redis `freeClient`); killing oneself is `close_after_reply` instead.
+                return Err(Close::Now);
             }
             if *shutdown.borrow() {
                 // A client that never reads must not hold the server's exit.
@@ -176,6 +170,8 @@ impl Conn {
     /// The query buffer limit is checked right after the read, before anything is parsed,
     /// as Redis's `readQueryFromClient` does: the client is closed without a reply.
     fn read_some(&mut self) -> Result<bool, Close> {
+        // CONFIG SET applies to connected clients too.
+        self.limits = self.srv.with_config(limits_of);
         self.inbuf.reserve(READ_CHUNK);
         match self.stream.try_read_buf(&mut self.inbuf) {
             Ok(0) => Err(Close::Gone),
@@ -311,9 +307,9 @@ impl Conn {
     ) -> Result<Reply, Close> {
         self.flush().await?;
         let deadline = block.timeout.map(|t| Instant::now() + t);
-        // Whether the wait ended by the timeout (reply nil) or because the client must go.
-        let mut leaving = *shutdown.borrow() || self.info.killed.load(Ordering::SeqCst);
-        while !leaving {
+        // Set when the client must go (killed, shutdown) rather than time out.
+        let mut leaving = self.leaving(shutdown);
+        while leaving.is_none() {
             let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
             tokio::select! {
                 r = &mut block.rx => {
@@ -344,17 +340,28 @@ impl Conn {
                         return Err(close);
                     }
                 }
-                _ = self.info.kill_notify.notified() => leaving = true,
-                _ = shutdown.changed() => leaving = true,
+                _ = self.info.kill_notify.notified() => leaving = self.leaving(shutdown),
+                _ = shutdown.changed() => leaving = self.leaving(shutdown),
             }
         }
         // Withdraw; a reply sent before the withdrawal still wins (it popped data for us).
         self.unblock(block.waiter);
-        match block.rx.try_recv() {
-            Ok(r) => Ok(r),
+        match (block.rx.try_recv(), leaving) {
+            (Ok(r), _) => Ok(r),
             // Killed or shutting down: Redis frees a blocked client without a reply.
-            Err(_) if leaving => Err(Close::AfterFlush),
-            Err(_) => Ok(block.timeout_reply),
+            (Err(_), Some(close)) => Err(close),
+            (Err(_), None) => Ok(block.timeout_reply),
+        }
+    }
+
+    /// Returns how the connection must end if it was killed or the server is stopping.
+    fn leaving(&self, shutdown: &watch::Receiver<bool>) -> Option<Close> {
+        if self.info.killed.load(Ordering::SeqCst) {
+            Some(Close::Now)
+        } else if *shutdown.borrow() {
+            Some(Close::AfterFlush)
+        } else {
+            None
         }
     }
 
@@ -422,6 +429,15 @@ impl Conn {
         });
         crate::cmd::monitor::stop(&srv, &mut self.sess);
         srv.clients.remove(self.sess.id);
+    }
+}
+
+/// Returns the input limits the configuration sets.
+fn limits_of(c: &Config) -> Limits {
+    Limits {
+        max_bulk_len: c.proto_max_bulk_len as usize,
+        query_buffer_limit: c.client_query_buffer_limit as usize,
+        ..Limits::default()
     }
 }
 

@@ -6,8 +6,8 @@ mod support;
 
 mod clients;
 mod diff;
+mod dump;
 mod lifecycle;
 mod protocol;
 mod pubsub;
-mod dump;
 mod smoke;

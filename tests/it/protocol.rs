@@ -722,3 +722,31 @@ fn blocked_clients_are_not_idle() {
         );
     }
 }
+
+/// CONFIG SET of an input limit applies to clients already connected.
+#[test]
+fn config_set_limits_apply_to_connected_clients() {
+    let kura = Kura::start();
+    let redis = RedisServer::start(&[]);
+    let servers =
+        std::iter::once(("kura", kura.addr)).chain(redis.as_ref().map(|r| ("redis", r.addr)));
+    for (name, addr) in servers {
+        let mut c = crate::support::Raw::connect(addr);
+        assert_eq!(c.cmd(&["PING"]), "+PONG\r\n");
+        let mut admin = crate::support::Raw::connect(addr);
+        assert_eq!(
+            admin.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "1mb"]),
+            "+OK\r\n",
+            "{name}"
+        );
+        c.send_raw(b"*2\r\n$4\r\nECHO\r\n$1048577\r\n");
+        assert_eq!(
+            c.try_read_reply()
+                .map(|r| String::from_utf8_lossy(&r).into_owned())
+                .ok(),
+            Some("-ERR Protocol error: invalid bulk length\r\n".to_string()),
+            "{name}"
+        );
+        assert!(c.is_closed(Duration::from_secs(10)), "{name}");
+    }
+}
