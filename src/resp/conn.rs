@@ -305,7 +305,12 @@ impl Conn {
         mut block: BlockRequest,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Reply, Close> {
-        self.flush().await?;
+        // Earlier replies go out as the socket allows, from the loop below: waiting here
+        // for a client that writes before it reads would deadlock both sides.
+        if let Err(close) = self.try_write() {
+            self.unblock(block.waiter);
+            return Err(close);
+        }
         let deadline = block.timeout.map(|t| Instant::now() + t);
         // Set when the client must go (killed, shutdown) rather than time out.
         let mut leaving = self.leaving(shutdown);

@@ -290,3 +290,41 @@ fn a_pipelining_client_does_not_block_others() {
     }
     assert_eq!(other.cmd(&["GET", "b:49999"]), "$1\r\nx\r\n");
 }
+
+/// A blocking command in the middle of a pipeline written before reading: while the client
+/// waits, kura keeps reading the rest (as Redis does) instead of waiting for the client to
+/// take the replies it owes, which the client does only after it has written everything.
+#[test]
+fn blocking_command_inside_a_deep_pipeline() {
+    const AFTER: usize = 200_000;
+    let kura = Kura::start();
+    let mut c = kura.client();
+    c.stream
+        .set_write_timeout(Some(Duration::from_secs(120)))
+        .expect("timeout");
+    let mut all = Vec::new();
+    for i in 0..50_000 {
+        all.extend_from_slice(&encode_command(&[
+            b"SET",
+            format!("a:{i}").as_bytes(),
+            b"x",
+        ]));
+    }
+    all.extend_from_slice(&encode_command(&[b"BLPOP", b"nothing", b"1"]));
+    for i in 0..AFTER {
+        all.extend_from_slice(&encode_command(&[
+            b"SET",
+            format!("b:{i}").as_bytes(),
+            b"y",
+        ]));
+    }
+    c.send_raw(&all);
+    for i in 0..50_000 {
+        assert_eq!(c.read_reply(), b"+OK\r\n", "SET a:{i}");
+    }
+    assert_eq!(c.read_reply(), b"*-1\r\n", "BLPOP timing out");
+    for i in 0..AFTER {
+        assert_eq!(c.read_reply(), b"+OK\r\n", "SET b:{i}");
+    }
+    assert_eq!(c.cmd(&["GET", "b:199999"]), "$1\r\ny\r\n");
+}
