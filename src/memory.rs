@@ -9,7 +9,10 @@ use crate::state::ServerState;
 
 /// Returns the bytes currently allocated by the process (jemalloc `stats.allocated`).
 pub fn allocated() -> u64 {
-    let _ = tikv_jemalloc_ctl::epoch::advance();
+    // Without an epoch advance the statistics are stale; a failure only means staler numbers.
+    if tikv_jemalloc_ctl::epoch::advance().is_err() {
+        return 0;
+    }
     tikv_jemalloc_ctl::stats::allocated::read().map_or(0, |v| v as u64)
 }
 

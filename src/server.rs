@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::state::{ClientInfo, ServerState};
@@ -63,12 +63,10 @@ impl Server {
             } else {
                 format!("{host}:{}", config.port)
             };
-            let listener = TcpListener::bind(&addr)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: addr.clone(),
-                    source,
-                })?;
+            let listener = listen(&addr).await.map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
             let local = listener
                 .local_addr()
                 .map_err(|source| StartError::Bind { addr, source })?;
@@ -112,9 +110,41 @@ impl RunningServer {
     /// for every task to end (at most `grace`).
     pub async fn shutdown(mut self, grace: Duration) {
         self.state.request_shutdown();
-        let _ = tokio::time::timeout(grace, self.drain_rx.recv()).await;
+        if tokio::time::timeout(grace, self.drain_rx.recv())
+            .await
+            .is_err()
+        {
+            warn!(
+                ?grace,
+                "connections still open after the shutdown grace period"
+            );
+        }
         info!("kura is now ready to exit, bye bye");
     }
+}
+
+/// The listen backlog: Redis's `tcp-backlog` default. A short queue drops the SYNs of a
+/// burst of connections (a pool opening at once), which then wait a second to retry.
+const TCP_BACKLOG: u32 = 511;
+
+/// Binds `addr` (host:port, names resolved) with `SO_REUSEADDR`, as Redis's `anetTcpServer`.
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last_err = None;
+    for sa in tokio::net::lookup_host(addr).await? {
+        let socket = if sa.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(sa).and_then(|_| socket.listen(TCP_BACKLOG)) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "address resolves to nothing")
+    }))
 }
 
 async fn accept_loop(state: Arc<ServerState>, listener: TcpListener, drain: mpsc::Sender<()>) {
@@ -153,15 +183,27 @@ async fn accept_one(
             .net
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        // Written from its own task so a peer that never reads cannot stall accepting.
+        tokio::spawn(async move {
+            let refuse = stream.write_all(b"-ERR max number of clients reached\r\n");
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(1), refuse).await,
+                Ok(Ok(()))
+            ) {
+                debug!(%peer, "could not tell a refused client why");
+            }
+        });
         return;
     }
-    let _ = stream.set_nodelay(true);
+    // Both are optimisations; a socket that refuses them still works.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
     if keepalive > 0 {
         let ka = socket2::TcpKeepalive::new().with_time(Duration::from_secs(keepalive));
-        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka);
+        if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&ka) {
+            debug!(%peer, error = %e, "cannot set TCP keepalive");
+        }
     }
     let laddr = stream.local_addr().unwrap_or(peer);
     let id = state.clients.next_id();

@@ -44,6 +44,8 @@ pub struct ClientInfo {
     pub sub: AtomicUsize,
     /// Pattern subscription count.
     pub psub: AtomicUsize,
+    /// Shard channel subscription count (`ssub=` in CLIENT LIST).
+    pub ssub: AtomicUsize,
     /// Queued MULTI commands (-1 outside MULTI).
     pub multi: AtomicI64,
     /// RESP version.
@@ -76,6 +78,7 @@ impl ClientInfo {
             last_cmd: Mutex::new("NULL".into()),
             sub: AtomicUsize::new(0),
             psub: AtomicUsize::new(0),
+            ssub: AtomicUsize::new(0),
             multi: AtomicI64::new(-1),
             resp: AtomicUsize::new(2),
             flags: Mutex::new("N".into()),
@@ -84,6 +87,25 @@ impl ClientInfo {
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
         }
+    }
+
+    /// Sets or clears one CLIENT LIST flag letter, keeping Redis's letter order
+    /// (`networking.c` `getClientInfoString`) and `N` when no flag is set.
+    pub fn set_flag(&self, flag: char, on: bool) {
+        const ORDER: &str = "OSMPxbtRBdcuAUre";
+        let Ok(mut flags) = self.flags.lock() else {
+            return;
+        };
+        let mut set: Vec<char> = flags.chars().filter(|&c| c != 'N' && c != flag).collect();
+        if on {
+            set.push(flag);
+        }
+        set.sort_by_key(|c| ORDER.find(*c).unwrap_or(ORDER.len()));
+        *flags = if set.is_empty() {
+            "N".into()
+        } else {
+            set.into_iter().collect()
+        };
     }
 
     /// Asks the connection to close.

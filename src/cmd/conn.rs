@@ -213,12 +213,7 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     super::txn::discard_transaction(ctx);
     super::txn::unwatch_all(ctx);
     super::pubsub::unsubscribe_all(ctx);
-    if ctx.sess.monitor {
-        if let Ok(mut m) = ctx.srv.monitors.lock() {
-            m.remove(&ctx.sess.id);
-        }
-        ctx.sess.monitor = false;
-    }
+    super::monitor::stop(ctx.srv, ctx.sess);
     ctx.sess.db = 0;
     ctx.sess.proto = Protocol::Resp2;
     ctx.sess.reply_mode = ReplyMode::On;

@@ -54,6 +54,9 @@ pub struct EngineStats {
     pub total_error_replies: u64,
 }
 
+/// The clients watching one key: (client id, its dirty flag).
+pub type Watchers = Vec<(u64, Arc<AtomicBool>)>;
+
 /// Everything guarded by the engine lock: the data, the write stream and what must change
 /// in the same order as the data.
 #[derive(Debug)]
@@ -65,7 +68,7 @@ pub struct EngineState {
     /// Clients blocked on list keys.
     pub blocked: Blocked,
     /// WATCHed keys → the flags of the clients watching them.
-    pub watched: HashMap<(usize, Bytes), Vec<(u64, Arc<AtomicBool>)>>,
+    pub watched: HashMap<(usize, Bytes), Watchers>,
     /// Changes since the last save (`rdb_changes_since_last_save`).
     pub dirty: u64,
     /// Counters.
@@ -293,6 +296,17 @@ fn unknown_command(argv: &[Bytes]) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {args}")
 }
 
+/// Returns Redis's `fullname` of a command: `config|get` for a known subcommand.
+fn full_name(spec: &CommandSpec, argv: &[Bytes]) -> String {
+    if let Some(sub) = argv.get(1).filter(|_| !spec.subcommands.is_empty()) {
+        let full = format!("{}|{}", spec.name, text(sub).to_ascii_lowercase());
+        if spec.subcommands.contains(&full.as_str()) {
+            return full;
+        }
+    }
+    spec.name.to_string()
+}
+
 /// Checks one command against Redis's `processCommand` rules; returns the spec or the error
 /// reply (and whether it must abort a surrounding MULTI).
 fn check(
@@ -325,10 +339,14 @@ fn check(
         return Err((
             format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                spec.name
+                full_name(spec, argv)
             ),
             false,
         ));
+    }
+    // A MONITOR is a replica to Redis (CLIENT_SLAVE): it may not touch the keyspace.
+    if sess.monitor && spec.has(flags::WRITE | flags::READONLY | flags::MAY_REPLICATE) {
+        return Err(("ERR Replica can't interact with the keyspace".into(), true));
     }
     Ok(spec)
 }
@@ -344,7 +362,7 @@ pub fn execute(srv: &ServerState, sess: &mut Session, argv: Argv) -> Outcome {
             }
             if let Some(spec) = lookup(&argv[0]) {
                 st.cmdstats
-                    .entry(super::server::full_name(spec, &argv))
+                    .entry(full_name(spec, &argv))
                     .or_default()
                     .rejected += 1;
             }
@@ -422,10 +440,7 @@ pub fn run_locked(
     }
     let usec = start.elapsed().as_micros() as u64;
     st.stats.total_commands_processed += 1;
-    let stat = st
-        .cmdstats
-        .entry(super::server::full_name(spec, &argv))
-        .or_default();
+    let stat = st.cmdstats.entry(full_name(spec, &argv)).or_default();
     stat.calls += 1;
     stat.usec += usec;
     if let Reply::Error(e) = &reply {

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use indexmap::IndexSet;
 use tokio::sync::mpsc;
 
 use super::{Argv, Origin, Reply};
@@ -45,8 +46,11 @@ pub struct Session {
     pub watched: Vec<(usize, Bytes, bool)>,
     /// Subscribed channels.
     pub channels: BTreeSet<Bytes>,
-    /// Subscribed patterns.
-    pub patterns: BTreeSet<Bytes>,
+    /// Subscribed patterns, in subscription order (Redis keeps them in a list, and
+    /// `PUNSUBSCRIBE` without arguments answers in that order).
+    pub patterns: IndexSet<Bytes>,
+    /// Subscribed shard channels (`SSUBSCRIBE`).
+    pub shard_channels: BTreeSet<Bytes>,
     /// CLIENT REPLY mode.
     pub reply_mode: ReplyMode,
     /// Close once the current replies are written (QUIT, protocol errors, CLIENT KILL).
@@ -78,7 +82,8 @@ impl Session {
             watch_dirty: Arc::new(AtomicBool::new(false)),
             watched: Vec::new(),
             channels: BTreeSet::new(),
-            patterns: BTreeSet::new(),
+            patterns: IndexSet::new(),
+            shard_channels: BTreeSet::new(),
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             push_tx: Some(push_tx),
@@ -100,7 +105,8 @@ impl Session {
             watch_dirty: Arc::new(AtomicBool::new(false)),
             watched: Vec::new(),
             channels: BTreeSet::new(),
-            patterns: BTreeSet::new(),
+            patterns: IndexSet::new(),
+            shard_channels: BTreeSet::new(),
             reply_mode: ReplyMode::On,
             close_after_reply: false,
             push_tx: None,
@@ -109,9 +115,10 @@ impl Session {
         }
     }
 
-    /// Returns the number of channel and pattern subscriptions.
+    /// Returns the number of channel, pattern and shard channel subscriptions: nonzero
+    /// exactly while Redis would keep the client's `CLIENT_PUBSUB` flag.
     pub fn subscription_count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
 
     /// Reports whether only subscribe-mode commands are allowed (RESP2 with subscriptions).

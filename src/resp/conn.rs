@@ -4,27 +4,41 @@
 //! Reading never waits for writing: a client may pipeline megabytes of commands before it
 //! reads a reply (fluent-plugin-redis sends whole chunks of MULTI/HMSET/EXPIRE/EXEC this way),
 //! so replies queue in memory, as Redis does for normal clients, while reading goes on.
+//!
+//! Closing follows Redis 7.0 `networking.c`: a protocol error is replied to and then closes
+//! (`CLIENT_CLOSE_AFTER_REPLY`); an HTTP request line or an oversized query buffer closes at
+//! once, dropping replies not yet written (`CLIENT_CLOSE_ASAP`). Closes that follow a flush
+//! half-close and drain the peer briefly first, so unread input cannot turn into a TCP reset
+//! that destroys the replies just sent.
 
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::decode::{DecodeError, RequestDecoder};
+use super::decode::RequestDecoder;
 use super::encode::encode;
 use super::Limits;
 use crate::cmd::exec::{execute, with_ctx, BlockRequest};
+use crate::cmd::pubsub::{OutputLimit, OutputLimitState};
 use crate::cmd::session::ReplyMode;
 use crate::cmd::{Reply, Session};
+use crate::config::Config;
 use crate::state::{ClientInfo, ServerState};
 
+/// Bytes read per socket read (Redis `PROTO_IOBUF_LEN`).
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a closing connection keeps draining the peer's input after its last reply.
+const LINGER: Duration = Duration::from_millis(500);
+/// How long shutdown waits for a client to take its last replies.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
 
 /// Why a connection ended.
 #[derive(Debug)]
@@ -33,6 +47,9 @@ enum Close {
     Gone,
     /// We close after flushing (QUIT, protocol error, kill, shutdown, idle).
     AfterFlush,
+    /// We close at once, dropping unsent replies (HTTP request, query buffer limit,
+    /// CLIENT KILL).
+    Now,
 }
 
 struct Conn {
@@ -45,6 +62,7 @@ struct Conn {
     dec: RequestDecoder,
     limits: Limits,
     push_rx: mpsc::UnboundedReceiver<Reply>,
+    obuf_limit: OutputLimitState,
 }
 
 /// Serves one client until it disconnects, is killed, or the server shuts down.
@@ -55,68 +73,73 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (push_tx, push_rx) = mpsc::unbounded_channel();
-    let (authenticated, limits) = srv.with_config(|c| {
-        (
-            c.requirepass.is_empty(),
-            Limits {
-                max_bulk_len: c.proto_max_bulk_len as usize,
-                query_buffer_limit: c.client_query_buffer_limit as usize,
-                ..Limits::default()
-            },
-        )
-    });
+    let (authenticated, limits) = srv.with_config(|c| (c.requirepass.is_empty(), limits_of(c)));
     let sess = Session::client(info.id, authenticated, info.clone(), push_tx);
     let mut conn = Conn {
         srv: srv.clone(),
         stream,
         sess,
         info: info.clone(),
-        inbuf: BytesMut::with_capacity(READ_CHUNK),
+        // Allocated on the first read: idle connections cost no buffer.
+        inbuf: BytesMut::new(),
         out: BytesMut::new(),
         dec: RequestDecoder::new(),
         limits,
         push_rx,
+        obuf_limit: OutputLimitState::default(),
     };
     let result = conn.run(&mut shutdown).await;
     debug!(client = info.id, ?result, "client closed");
+    // Unregister first: the client is gone for CLIENT LIST and maxclients while we linger.
     conn.cleanup();
+    if let Err(Close::AfterFlush) = result {
+        conn.linger().await;
+    }
 }
 
 impl Conn {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Close> {
         let mut idle_deadline = self.idle_deadline();
         loop {
-            if self.info.killed.load(Ordering::SeqCst) || *shutdown.borrow() {
-                self.flush().await?;
+            if self.info.killed.load(Ordering::SeqCst) {
+                // CLIENT KILL frees the client at once, unsent replies included
+                // (Redis `freeClient`); killing oneself is `close_after_reply` instead.
+                return Err(Close::Now);
+            }
+            if *shutdown.borrow() {
+                // A client that never reads must not hold the server's exit.
+                if tokio::time::timeout(SHUTDOWN_FLUSH, self.flush())
+                    .await
+                    .is_err()
+                {
+                    debug!(
+                        client = self.info.id,
+                        "replies dropped at shutdown: client not reading"
+                    );
+                }
                 return Err(Close::AfterFlush);
             }
             let sleep = tokio::time::sleep_until(idle_deadline.unwrap_or_else(far_future));
             tokio::select! {
                 r = self.stream.readable() => {
                     r.map_err(|_| Close::Gone)?;
-                    self.inbuf.reserve(READ_CHUNK);
-                    match self.stream.try_read_buf(&mut self.inbuf) {
-                        Ok(0) => return Err(Close::Gone),
-                        Ok(n) => {
-                            self.srv.net.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                            self.srv.net.reads_processed.fetch_add(1, Ordering::Relaxed);
-                            idle_deadline = self.idle_deadline();
-                            self.process_input(shutdown).await?;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => return Err(Close::Gone),
+                    if self.read_some()? {
+                        self.process_input(shutdown).await?;
+                        // Counted from the end of the batch: a BLPOP may have waited long.
+                        idle_deadline = self.idle_deadline();
                     }
                 }
                 r = self.stream.writable(), if !self.out.is_empty() => {
                     r.map_err(|_| Close::Gone)?;
                     self.try_write()?;
+                    // Writing is interaction too (Redis `_writeToClient` sets lastinteraction).
+                    idle_deadline = self.idle_deadline();
                 }
                 Some(msg) = self.push_rx.recv() => {
                     self.push(msg);
-                    while let Ok(m) = self.push_rx.try_recv() {
-                        self.push(m);
-                    }
+                    self.drain_pushes();
                     self.try_write()?;
+                    self.check_output_limit()?;
                 }
                 _ = self.info.kill_notify.notified() => {}
                 _ = shutdown.changed() => {}
@@ -142,8 +165,76 @@ impl Conn {
         self.sess.subscription_count() > 0 || self.sess.monitor
     }
 
+    /// Reads what the socket has; `Ok(false)` when nothing was there after all.
+    ///
+    /// The query buffer limit is checked right after the read, before anything is parsed,
+    /// as Redis's `readQueryFromClient` does: the client is closed without a reply.
+    fn read_some(&mut self) -> Result<bool, Close> {
+        // CONFIG SET applies to connected clients too.
+        self.limits = self.srv.with_config(limits_of);
+        self.inbuf.reserve(READ_CHUNK);
+        match self.stream.try_read_buf(&mut self.inbuf) {
+            Ok(0) => Err(Close::Gone),
+            Ok(n) => {
+                self.srv
+                    .net
+                    .net_input_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                self.srv.net.reads_processed.fetch_add(1, Ordering::Relaxed);
+                if self.inbuf.len() > self.limits.query_buffer_limit {
+                    warn!(
+                        client = self.info.id,
+                        addr = %self.info.addr,
+                        qbuf = self.inbuf.len(),
+                        "closing client that reached max query buffer length"
+                    );
+                    return Err(Close::Now);
+                }
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(_) => Err(Close::Gone),
+        }
+    }
+
+    /// Queues a push: pub/sub frames (`Reply::Push`) always, as Redis 7.0 sends them even
+    /// under `CLIENT REPLY OFF` (`CLIENT_PUSHING`); MONITOR lines only while replies are on.
     fn push(&mut self, msg: Reply) {
+        if !matches!(msg, Reply::Push(_)) && self.sess.reply_mode == ReplyMode::Off {
+            return;
+        }
         encode(&mut self.out, &msg, self.sess.proto);
+    }
+
+    /// Queues every push already waiting, so frames a command produced for this client
+    /// (its own MONITOR line, confirmations under `CLIENT REPLY OFF`) follow its reply and
+    /// precede the next one, as they do in Redis's single output buffer.
+    fn drain_pushes(&mut self) {
+        while let Ok(m) = self.push_rx.try_recv() {
+            self.push(m);
+        }
+    }
+
+    /// Closes a Pub/Sub client whose unsent output reached `client-output-buffer-limit
+    /// pubsub` (Redis `checkClientOutputBufferLimits`: a subscriber that does not read must
+    /// not grow memory without bound). Queued output is dropped, not flushed.
+    fn check_output_limit(&mut self) -> Result<(), Close> {
+        if self.sess.subscription_count() == 0 {
+            return Ok(());
+        }
+        let now = std::time::Instant::now();
+        if self
+            .obuf_limit
+            .exceeded(&OutputLimit::PUBSUB, self.out.len(), now)
+        {
+            tracing::warn!(
+                client = self.info.id,
+                addr = %self.info.addr,
+                "client scheduled to be closed asap for overcoming of output buffer limits"
+            );
+            return Err(Close::Gone);
+        }
+        Ok(())
     }
 
     /// Executes every complete request in the input buffer, then writes what it can.
@@ -155,24 +246,23 @@ impl Conn {
             let argv = match decoded {
                 Ok(Some(argv)) => argv,
                 Ok(None) => break,
-                Err(DecodeError::Protocol(text)) => {
-                    debug!(client = self.info.id, error = %text, "protocol error");
-                    let reply = Reply::Error(format!("ERR Protocol error: {text}"));
-                    encode(&mut self.out, &reply, self.sess.proto);
+                Err(e) => {
+                    debug!(client = self.info.id, error = %e, "protocol error");
+                    self.out.extend_from_slice(&e.reply_bytes());
                     self.srv.engine.lock().count_error("ERR");
                     self.flush().await?;
                     return Err(Close::AfterFlush);
                 }
-                Err(DecodeError::CrossProtocol) => {
-                    tracing::warn!(client = self.info.id, addr = %self.info.addr,
-                        "possible security attack detected: http request on the resp port, connection aborted");
-                    return Err(Close::Gone);
-                }
             };
+            if is_http_request(&argv[0]) {
+                security_warning(&self.info);
+                return Err(Close::Now);
+            }
             self.info
                 .last_active_ms
                 .store(self.srv.clock.now_ms(), Ordering::Relaxed);
             let mode_before = self.sess.reply_mode;
+            self.drain_pushes();
             let outcome = execute(&self.srv, &mut self.sess, argv);
             let reply = match outcome.block {
                 Some(block) => self.wait_block(block, shutdown).await?,
@@ -191,20 +281,22 @@ impl Conn {
             if send {
                 encode(&mut self.out, &reply, self.sess.proto);
             }
+            self.drain_pushes();
             if self.sess.close_after_reply {
                 self.flush().await?;
                 return Err(Close::AfterFlush);
             }
         }
-        if self.inbuf.len() > self.limits.query_buffer_limit {
-            tracing::warn!(
-                client = self.info.id,
-                "closing client that reached max query buffer length"
-            );
-            return Err(Close::Gone);
+        // Give back a buffer grown by a big request (Redis shrinks idle query buffers too).
+        if self.inbuf.is_empty()
+            && !self.dec.in_progress()
+            && self.inbuf.capacity() > 4 * READ_CHUNK
+        {
+            self.inbuf = BytesMut::new();
         }
         self.info.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
-        self.try_write()
+        self.try_write()?;
+        self.check_output_limit()
     }
 
     /// Waits for a blocked command's reply, its timeout, the client leaving, or shutdown.
@@ -213,42 +305,68 @@ impl Conn {
         mut block: BlockRequest,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Reply, Close> {
-        self.flush().await?;
+        // Earlier replies go out as the socket allows, from the loop below: waiting here
+        // for a client that writes before it reads would deadlock both sides.
+        if let Err(close) = self.try_write() {
+            self.unblock(block.waiter);
+            return Err(close);
+        }
         let deadline = block.timeout.map(|t| Instant::now() + t);
-        loop {
+        // Set when the client must go (killed, shutdown) rather than time out.
+        let mut leaving = self.leaving(shutdown);
+        while leaving.is_none() {
             let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
             tokio::select! {
                 r = &mut block.rx => {
                     return Ok(r.unwrap_or(block.timeout_reply));
                 }
                 _ = sleep, if deadline.is_some() => break,
+                // A blocked RESP3 subscriber still receives its messages meanwhile.
+                Some(msg) = self.push_rx.recv() => {
+                    self.push(msg);
+                    self.drain_pushes();
+                    let r = self.try_write().and_then(|()| self.check_output_limit());
+                    if r.is_err() {
+                        self.unblock(block.waiter);
+                    }
+                    r?;
+                }
+                r = self.stream.writable(), if !self.out.is_empty() => {
+                    let r = r.map_err(|_| Close::Gone).and_then(|()| self.try_write());
+                    if r.is_err() {
+                        self.unblock(block.waiter);
+                    }
+                    r?;
+                }
                 r = self.stream.readable() => {
-                    r.map_err(|_| Close::Gone)?;
-                    self.inbuf.reserve(READ_CHUNK);
-                    match self.stream.try_read_buf(&mut self.inbuf) {
-                        Ok(0) => {
-                            self.unblock(block.waiter);
-                            return Err(Close::Gone);
-                        }
-                        Ok(n) => {
-                            self.srv.net.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => {
-                            self.unblock(block.waiter);
-                            return Err(Close::Gone);
-                        }
+                    let read = r.map_err(|_| Close::Gone).and_then(|_| self.read_some());
+                    if let Err(close) = read {
+                        self.unblock(block.waiter);
+                        return Err(close);
                     }
                 }
-                _ = self.info.kill_notify.notified() => break,
-                _ = shutdown.changed() => break,
+                _ = self.info.kill_notify.notified() => leaving = self.leaving(shutdown),
+                _ = shutdown.changed() => leaving = self.leaving(shutdown),
             }
         }
         // Withdraw; a reply sent before the withdrawal still wins (it popped data for us).
         self.unblock(block.waiter);
-        match block.rx.try_recv() {
-            Ok(r) => Ok(r),
-            Err(_) => Ok(block.timeout_reply),
+        match (block.rx.try_recv(), leaving) {
+            (Ok(r), _) => Ok(r),
+            // Killed or shutting down: Redis frees a blocked client without a reply.
+            (Err(_), Some(close)) => Err(close),
+            (Err(_), None) => Ok(block.timeout_reply),
+        }
+    }
+
+    /// Returns how the connection must end if it was killed or the server is stopping.
+    fn leaving(&self, shutdown: &watch::Receiver<bool>) -> Option<Close> {
+        if self.info.killed.load(Ordering::SeqCst) {
+            Some(Close::Now)
+        } else if *shutdown.borrow() {
+            Some(Close::AfterFlush)
+        } else {
+            None
         }
     }
 
@@ -288,18 +406,71 @@ impl Conn {
         Ok(())
     }
 
+    /// Half-closes, then discards what the peer still sends until it closes too (at most
+    /// [`LINGER`]): closing a socket with unread input makes the kernel send a reset, which
+    /// may destroy replies the client has not read yet (the "lingering close" of web servers).
+    async fn linger(&mut self) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let mut sink = [0u8; 4096];
+        let drain = async {
+            loop {
+                match self.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        };
+        // Past the limit the socket is closed all the same.
+        tokio::time::timeout(LINGER, drain).await.unwrap_or(());
+    }
+
     fn cleanup(&mut self) {
         let srv = self.srv.clone();
         with_ctx(&srv, &mut self.sess, |ctx| {
             crate::cmd::txn::unwatch_all(ctx);
             crate::cmd::pubsub::unsubscribe_all(ctx);
         });
-        if self.sess.monitor {
-            if let Ok(mut m) = srv.monitors.lock() {
-                m.remove(&self.sess.id);
-            }
-        }
+        crate::cmd::monitor::stop(&srv, &mut self.sess);
         srv.clients.remove(self.sess.id);
+    }
+}
+
+/// Returns the input limits the configuration sets.
+fn limits_of(c: &Config) -> Limits {
+    Limits {
+        max_bulk_len: c.proto_max_bulk_len as usize,
+        query_buffer_limit: c.client_query_buffer_limit as usize,
+        ..Limits::default()
+    }
+}
+
+/// Reports whether a request is an HTTP request line or header sent to the RESP port.
+///
+/// Redis 7.0 `processCommand` checks the first argument of every request, inline or
+/// multibulk, for `host:` and `post` (case-insensitive) before looking the command up.
+fn is_http_request(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"post") || name.eq_ignore_ascii_case(b"host:")
+}
+
+/// Logs Redis's `securityWarningCommand` line, at most once a minute (as Redis does).
+fn security_warning(info: &ClientInfo) {
+    static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 60
+        && LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        warn!(
+            client = info.id,
+            addr = %info.addr,
+            "possible security attack detected: it looks like somebody is sending post or host: commands to redis, this is likely due to an attacker attempting to use cross protocol scripting to compromise your redis instance, connection aborted"
+        );
     }
 }
 

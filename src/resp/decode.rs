@@ -9,19 +9,41 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::{Limits, UNAUTH_MAX_BULK, UNAUTH_MAX_MULTIBULK};
 
 /// Why a request stream cannot be decoded; every variant closes the connection.
+///
+/// HTTP requests sent to the RESP port (`POST`, `Host:`) are not a decoding matter: Redis
+/// recognises them by the first argument of a complete request, inline or multibulk, so the
+/// connection loop checks for them (see `resp::conn`).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// A protocol error: the text goes to the client as `-ERR Protocol error: <text>`.
     #[error("Protocol error: {0}")]
     Protocol(String),
-    /// An HTTP request sent to the RESP port (`POST`, `Host:`): closed without a reply.
-    #[error("possible security attack: http request on the resp port")]
-    CrossProtocol,
+    /// A multibulk argument not starting with `$`; the byte is echoed raw, as Redis's `%c`.
+    #[error("Protocol error: expected '$', got '{}'", char::from(*.0))]
+    ExpectedDollar(u8),
 }
 
 impl DecodeError {
     fn proto(text: &str) -> Self {
         DecodeError::Protocol(text.to_string())
+    }
+
+    /// Returns the exact error line Redis sends for this error, CRLF included.
+    ///
+    /// Bytes rather than text: the offending byte of `expected '$'` may be any byte, and
+    /// Redis writes it as is (only `\r` and `\n` become spaces, as in every error reply).
+    pub fn reply_bytes(&self) -> Vec<u8> {
+        let mut out = b"-ERR Protocol error: ".to_vec();
+        match self {
+            DecodeError::Protocol(text) => out.extend_from_slice(text.as_bytes()),
+            DecodeError::ExpectedDollar(b) => {
+                out.extend_from_slice(b"expected '$', got '");
+                out.push(if matches!(b, b'\r' | b'\n') { b' ' } else { *b });
+                out.push(b'\'');
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        out
     }
 }
 
@@ -100,20 +122,18 @@ impl RequestDecoder {
                 let len = match mb.bulk_len {
                     Some(len) => len,
                     None => {
-                        if buf.is_empty() {
-                            return Ok(None);
-                        }
-                        if buf[0] != b'$' {
-                            return Err(DecodeError::Protocol(format!(
-                                "expected '$', got '{}'",
-                                buf[0] as char
-                            )));
-                        }
+                        // Redis reads the whole header line before it looks at its first byte.
                         let Some(line) =
                             take_line(buf, limits.max_inline_len, "too big bulk count string")?
                         else {
                             return Ok(None);
                         };
+                        if line.first() != Some(&b'$') {
+                            // An empty line means the byte Redis looked at was the '\r'.
+                            return Err(DecodeError::ExpectedDollar(
+                                line.first().copied().unwrap_or(b'\r'),
+                            ));
+                        }
                         let len = parse_i64(&line[1..])
                             .filter(|l| *l >= 0 && (*l as u64) <= limits.max_bulk_len as u64)
                             .ok_or_else(|| DecodeError::proto("invalid bulk length"))?
@@ -148,12 +168,10 @@ fn take_line(
     max: usize,
     too_big: &str,
 ) -> Result<Option<BytesMut>, DecodeError> {
-    match memchr(b'\r', buf) {
+    match c_strchr(b'\r', buf) {
         Some(pos) => {
-            if pos > max {
-                return Err(DecodeError::proto(too_big));
-            }
-            // Redis needs the '\n' too before it moves on.
+            // A line found past `max` is not "too big" for Redis: it fails to parse as a
+            // number instead. Redis needs the '\n' too before it moves on.
             if buf.len() < pos + 2 {
                 return Ok(None);
             }
@@ -166,8 +184,17 @@ fn take_line(
     }
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|b| *b == needle)
+/// Finds `needle` the way C's `strchr` does on Redis's query buffer: the search stops at the
+/// first NUL byte.
+///
+/// Redis 7.0 looks for the end of an inline request (`\n`) and of a `*`/`$` header (`\r`)
+/// with `strchr`, so a NUL before the terminator hides it: the request stays incomplete until
+/// the 64 KiB limit turns it into a "too big" protocol error. Bulk payloads are binary-safe
+/// and never searched.
+fn c_strchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter()
+        .position(|b| *b == needle || *b == 0)
+        .filter(|&i| hay[i] == needle)
 }
 
 /// Parses a decimal integer exactly as Redis's `string2ll` (no spaces, no `+`, no leading 0).
@@ -204,7 +231,7 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 
 /// Decodes one inline request: a line split like a shell (`sdssplitargs`).
 fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes>>, DecodeError> {
-    let Some(nl) = memchr(b'\n', buf) else {
+    let Some(nl) = c_strchr(b'\n', buf) else {
         if buf.len() > limits.max_inline_len {
             return Err(DecodeError::proto("too big inline request"));
         }
@@ -217,11 +244,6 @@ fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Vec<Bytes
     }
     let args =
         split_args(&line).ok_or_else(|| DecodeError::proto("unbalanced quotes in request"))?;
-    if let Some(first) = args.first() {
-        if first.eq_ignore_ascii_case(b"post") || first.eq_ignore_ascii_case(b"host:") {
-            return Err(DecodeError::CrossProtocol);
-        }
-    }
     Ok(Some(args.into_iter().map(Bytes::from).collect()))
 }
 
@@ -372,7 +394,6 @@ mod tests {
     fn protocol_errors() {
         let cases: &[(&[u8], &str)] = &[
             (b"*x\r\n", "invalid multibulk length"),
-            (b"*1\r\nx\r\n", "expected '$', got 'x'"),
             (b"*1\r\n$-1\r\n", "invalid bulk length"),
             (b"*1\r\n$abc\r\n", "invalid bulk length"),
             (b"*3000000000\r\n", "invalid multibulk length"),
@@ -387,6 +408,51 @@ mod tests {
                 "{input:?}"
             );
         }
+    }
+
+    #[test]
+    fn expected_dollar_after_the_whole_line() {
+        // *1\r\nPING   (no CRLF yet: Redis waits for the line before judging it)
+        let (cmds, err) = decode_all(b"*1\r\nPING");
+        assert!(cmds.is_empty() && err.is_none());
+        // *1\r\nx\r\n
+        let (_, err) = decode_all(b"*1\r\nx\r\n");
+        let err = err.unwrap();
+        assert_eq!(err, DecodeError::ExpectedDollar(b'x'));
+        assert_eq!(
+            err.reply_bytes(),
+            b"-ERR Protocol error: expected '$', got 'x'\r\n"
+        );
+        // *1\r\n\xff\r\n: the byte goes out raw
+        let (_, err) = decode_all(b"*1\r\n\xff\r\n");
+        assert_eq!(
+            err.unwrap().reply_bytes(),
+            b"-ERR Protocol error: expected '$', got '\xff'\r\n"
+        );
+        // *1\r\n\r\n: Redis looked at the '\r', which error replies turn into a space
+        let (_, err) = decode_all(b"*1\r\n\r\n");
+        assert_eq!(
+            err.unwrap().reply_bytes(),
+            b"-ERR Protocol error: expected '$', got ' '\r\n"
+        );
+    }
+
+    #[test]
+    fn nul_hides_the_line_end_like_strchr() {
+        // get a\0b\r\n: strchr stops at the NUL, so the request never completes
+        let (cmds, err) = decode_all(b"get a\x00b\r\nPING\r\n");
+        assert!(cmds.is_empty() && err.is_none());
+        // *1\0\r\n
+        let (cmds, err) = decode_all(b"*1\x00\r\n$4\r\nPING\r\n");
+        assert!(cmds.is_empty() && err.is_none());
+        // ... until the 64 KiB limit makes it a protocol error
+        let mut big = b"a\x00\n".to_vec();
+        big.extend(vec![b'b'; 70 * 1024]);
+        let (_, err) = decode_all(&big);
+        assert_eq!(err, Some(DecodeError::proto("too big inline request")));
+        // NULs inside a bulk payload are data
+        let (cmds, _) = decode_all(b"*2\r\n$4\r\nECHO\r\n$3\r\na\x00b\r\n");
+        assert_eq!(cmds[0][1], Bytes::from_static(b"a\x00b"));
     }
 
     #[test]
@@ -439,5 +505,49 @@ mod tests {
         assert_eq!(parse_i64(b"+1"), None);
         assert_eq!(parse_i64(b"-0"), None);
         assert_eq!(parse_i64(b" 1"), None);
+    }
+
+    #[test]
+    fn random_splits_decode_the_same_and_garbage_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        for _ in 0..300 {
+            // A random pipeline of valid commands, delivered in random pieces.
+            let mut wire = Vec::new();
+            let mut want = Vec::new();
+            for _ in 0..rng.gen_range(1..20) {
+                let argc = rng.gen_range(1..6);
+                let args: Vec<Vec<u8>> = (0..argc)
+                    .map(|_| (0..rng.gen_range(0..40)).map(|_| rng.gen()).collect())
+                    .collect();
+                wire.extend(format!("*{argc}\r\n").bytes());
+                for a in &args {
+                    wire.extend(format!("${}\r\n", a.len()).bytes());
+                    wire.extend(a);
+                    wire.extend(b"\r\n");
+                }
+                want.push(args);
+            }
+            let mut dec = RequestDecoder::new();
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            let mut pos = 0;
+            while pos < wire.len() {
+                let n = rng
+                    .gen_range(1..=wire.len() - pos)
+                    .min(rng.gen_range(1..64));
+                buf.extend_from_slice(&wire[pos..pos + n]);
+                pos += n;
+                while let Some(a) = dec.decode(&mut buf, &Limits::default(), true).unwrap() {
+                    got.push(a.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
+                }
+            }
+            assert_eq!(got, want);
+            // Garbage: any outcome but a panic.
+            let junk: Vec<u8> = (0..rng.gen_range(0..200)).map(|_| rng.gen()).collect();
+            let mut dec = RequestDecoder::new();
+            let mut buf = BytesMut::from(&junk[..]);
+            while let Ok(Some(_)) = dec.decode(&mut buf, &Limits::default(), rng.gen()) {}
+        }
     }
 }

@@ -67,6 +67,16 @@ impl Hash {
         new
     }
 
+    /// Sets a field without converting to the hashtable form, whatever the sizes; returns
+    /// true when the field is new.
+    ///
+    /// Redis 7.0 loads listpack and ziplist hashes from RDB/RESTORE payloads as they are and
+    /// converts them only on a later write, so restored data keeps its encoding (and its DUMP
+    /// bytes) here too.
+    pub fn set_keep_encoding(&mut self, field: Bytes, value: Bytes) -> bool {
+        self.map.insert(field, value).is_none()
+    }
+
     /// Removes a field; returns whether it existed.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         if self.table {

@@ -4,6 +4,11 @@
 
 mod support;
 
+mod clients;
 mod diff;
+mod dump;
+mod lifecycle;
+mod protocol;
+mod pubsub;
 mod server;
 mod smoke;

@@ -114,34 +114,52 @@ impl RedisServer {
     /// Starts `redis-server` on a free port with extra arguments, or `None` (skip) if absent.
     pub fn start(extra: &[&str]) -> Option<RedisServer> {
         let bin = need_program("redis-server")?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "no", "--dir"])
-        .arg(dir.path())
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-        let child = cmd.spawn().expect("spawn redis-server");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        // The port is free when chosen but may be taken (by a kura binding port 0 in a
+        // parallel test) before redis-server binds it: check that the server answering is
+        // our child, and retry on another port otherwise.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let port = free_port();
+            let mut cmd = Command::new(&bin);
+            cmd.args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+            let child = cmd.spawn().expect("spawn redis-server");
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(addr).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let server = RedisServer {
+                addr,
+                child,
+                _dir: dir,
+            };
+            let mut c = server.client();
+            // With --requirepass, INFO needs AUTH first.
+            if let Some(i) = extra.iter().position(|a| *a == "--requirepass") {
+                if let Some(pw) = extra.get(i + 1) {
+                    c.cmd(&["AUTH", pw]);
+                }
+            }
+            let info = c.cmd(&["INFO", "server"]);
+            drop(c);
+            if info.contains(&format!("process_id:{}\r\n", server.child.id())) {
+                return Some(server);
+            }
         }
-        Some(RedisServer {
-            addr,
-            child,
-            _dir: dir,
-        })
+        panic!("redis-server did not start on a free port");
     }
 
     /// Opens a raw client.
@@ -315,6 +333,222 @@ impl ReplyBytes<'_> {
             "*" | "~" | ">" => (0..n.max(0)).for_each(|_| self.skip()),
             "%" => (0..n.max(0) * 2).for_each(|_| self.skip()),
             _ => {}
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits until something accepts TCP connections on `addr` (at most `timeout`).
+pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> bool {
+    wait_until(timeout, || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    })
+}
+
+/// Reads this process's open-file limits (soft, hard) from `/proc/self/limits`.
+pub fn nofile_limits() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut nums = line["Max open files".len()..].split_whitespace().map(|w| {
+        if w == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            w.parse().ok()
+        }
+    });
+    Some((nums.next()??, nums.next()??))
+}
+
+/// Makes sure this process may open at least `want` files, raising the soft limit (and, when
+/// allowed, the hard one) with `prlimit(1)` on our own pid: no unsafe code needed.
+///
+/// Returns the soft limit in force afterwards.
+pub fn raise_nofile_limit(want: u64) -> u64 {
+    let Some((soft, hard)) = nofile_limits() else {
+        return 0;
+    };
+    if soft >= want {
+        return soft;
+    }
+    let pid = std::process::id().to_string();
+    // Root may raise the hard limit too; others can go up to the hard limit.
+    for (s, h) in [(want, want.max(hard)), (hard.min(want), hard)] {
+        let ok = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={s}:{h}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success());
+        if ok && nofile_limits().is_some_and(|(s, _)| s >= want) {
+            break;
+        }
+    }
+    nofile_limits().map_or(soft, |(s, _)| s)
+}
+
+/// A kura binary started as its own process (`target/debug/kura`), killed on drop if still
+/// running.
+pub struct KuraProcess {
+    /// The RESP address.
+    pub addr: SocketAddr,
+    /// The process.
+    pub child: Child,
+    /// Its data directory.
+    pub dir: tempfile::TempDir,
+    /// Its log (standard output), collected by a thread so the pipe never fills.
+    log: Arc<std::sync::Mutex<String>>,
+}
+
+impl KuraProcess {
+    /// The flags every test instance gets: the given RESP port, no saving, a private data
+    /// dir, and port 0 (any free port) for the other doors.
+    pub fn base_args(port: u16, dir: &std::path::Path) -> Vec<String> {
+        vec![
+            "--port".into(),
+            port.to_string(),
+            "--save".into(),
+            String::new(),
+            "--dir".into(),
+            dir.display().to_string(),
+            "--forward-port".into(),
+            "0".into(),
+            "--http-port".into(),
+            "0".into(),
+        ]
+    }
+
+    /// Starts the binary with the base flags plus `extra`, and waits until it is ready.
+    ///
+    /// kura binds port 0 and the test reads the address from its "ready to accept
+    /// connections" log line: a port picked here and bound there could be taken in between
+    /// by a parallel test. Panics with the process's output if it exits or does not come up.
+    pub fn start(extra: &[&str]) -> KuraProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args = Self::base_args(0, dir.path());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kura");
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(addr) = ready_addr(&line) {
+                        sent = tx.send(addr).is_ok();
+                    }
+                }
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                let out = log.lock().map(|l| l.clone()).unwrap_or_default();
+                panic!("kura did not become ready ({status:?}): {out}{err}");
+            }
+        };
+        KuraProcess {
+            addr,
+            child,
+            dir,
+            log,
+        }
+    }
+
+    /// Returns what kura logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Opens a raw client.
+    pub fn client(&self) -> Raw {
+        Raw::connect(self.addr)
+    }
+
+    /// Sends a signal with `kill(1)` (the tests forbid unsafe code, so no libc::kill).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit (at most `timeout`) and returns its status, or `None`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Returns what the process wrote to stderr (call after it exited).
+    pub fn stderr(&mut self) -> String {
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        err
+    }
+}
+
+/// Parses the first RESP address from kura's "ready to accept connections" log line
+/// (`… ready to accept connections tcp addrs=[127.0.0.1:41234]`); a wildcard address is
+/// reached through loopback.
+fn ready_addr(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("ready to accept connections")?..];
+    let list = &rest[rest.find('[')? + 1..rest.rfind(']')?];
+    let first = list.split(", ").next()?;
+    let mut addr: SocketAddr = first.parse().ok()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Some(addr)
+}
+
+impl Drop for KuraProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }

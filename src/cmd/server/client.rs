@@ -121,7 +121,7 @@ fn type_of(c: &ClientInfo) -> Type {
 }
 
 fn subscriptions(c: &ClientInfo) -> usize {
-    c.sub.load(Ordering::Relaxed) + c.psub.load(Ordering::Relaxed)
+    c.sub.load(Ordering::Relaxed) + c.psub.load(Ordering::Relaxed) + c.ssub.load(Ordering::Relaxed)
 }
 
 /// Redis's order of the letters in `flags=` (`catClientInfoString`).
@@ -162,7 +162,7 @@ pub fn info_line(c: &ClientInfo, now_ms: i64) -> String {
     let idle = (now_ms - c.last_active_ms.load(Ordering::Relaxed)).max(0) / 1000;
     format!(
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} \
-         ssub=0 multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 \
+         ssub={} multi={} qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=1024 rbp=0 obl=0 \
          oll=0 omem=0 tot-mem={} events=r cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
@@ -175,6 +175,7 @@ pub fn info_line(c: &ClientInfo, now_ms: i64) -> String {
         c.db.load(Ordering::Relaxed),
         c.sub.load(Ordering::Relaxed),
         c.psub.load(Ordering::Relaxed),
+        c.ssub.load(Ordering::Relaxed),
         c.multi.load(Ordering::Relaxed),
         qbuf,
         1024 + qbuf,
@@ -252,12 +253,7 @@ pub fn client_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         "no-evict" => {
             let on = on_off(&argv[2])?;
             if let Some(info) = &ctx.sess.info {
-                if let Ok(mut f) = info.flags.lock() {
-                    f.retain(|c| c != 'e');
-                    if on {
-                        f.push('e');
-                    }
-                }
+                info.set_flag('e', on);
             }
             Ok(Reply::Ok)
         }

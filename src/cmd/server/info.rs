@@ -389,6 +389,18 @@ fn stats(ctx: &Ctx<'_>) -> String {
         Err(_) => (0, 0, 0),
     };
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let (channels, patterns, shard_channels) = ctx
+        .srv
+        .pubsub
+        .lock()
+        .map(|r| {
+            (
+                r.channel_count(),
+                r.pattern_count(),
+                r.shard_channel_count(),
+            )
+        })
+        .unwrap_or_default();
     let mut s = String::new();
     fields!(s,
         "total_connections_received" => load(&net.total_connections_received),
@@ -416,9 +428,9 @@ fn stats(ctx: &Ctx<'_>) -> String {
         "current_eviction_exceeded_time" => 0,
         "keyspace_hits" => st.keyspace_hits,
         "keyspace_misses" => st.keyspace_misses,
-        "pubsub_channels" => 0,
-        "pubsub_patterns" => 0,
-        "pubsubshard_channels" => 0,
+        "pubsub_channels" => channels,
+        "pubsub_patterns" => patterns,
+        "pubsubshard_channels" => shard_channels,
         "latest_fork_usec" => 0,
         "total_forks" => 0,
         "migrate_cached_sockets" => 0,
