@@ -1,5 +1,6 @@
-//! Server commands (Redis `server.c`, `config.c`, `networking.c`, `slowlog.c`): INFO, CONFIG,
-//! COMMAND, CLIENT, SLOWLOG, TIME, LASTSAVE, ROLE, SHUTDOWN, DEBUG, FUNCTION, MEMORY, LOLWUT.
+//! Server commands (Redis `server.c`, `config.c`, `networking.c`, `slowlog.c`, `latency.c`):
+//! INFO, CONFIG, COMMAND, CLIENT, SLOWLOG, LATENCY, TIME, LASTSAVE, ROLE, SHUTDOWN, DEBUG,
+//! FUNCTION, MEMORY, LOLWUT.
 //!
 //! Each large command has its own module below; this one holds the table, the small
 //! commands, and what the containers share (subcommand dispatch, HELP replies, globs).
@@ -67,6 +68,15 @@ pub static COMMANDS: &[CommandSpec] = &[
         "server",
         slowlog::slowlog_cmd,
         subs = slowlog::SUBS
+    ),
+    command!(
+        "latency",
+        -2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        (0, 0, 0),
+        "server",
+        slowlog::latency_cmd,
+        subs = slowlog::LATENCY_SUBS
     ),
     command!("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
     command!(

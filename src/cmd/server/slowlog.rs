@@ -392,6 +392,109 @@ impl Tracking {
     }
 }
 
+// ---- LATENCY ----
+
+/// LATENCY's subcommands. kura has no latency monitor events (Redis's
+/// `latency-monitor-threshold` is 0 by default), so LATEST and HISTORY are empty; the
+/// per-command histograms are real.
+pub const LATENCY_SUBS: &[&str] = &[
+    "latency|doctor",
+    "latency|graph",
+    "latency|help",
+    "latency|histogram",
+    "latency|history",
+    "latency|latest",
+    "latency|reset",
+];
+
+const LATENCY_HELP: &[&str] = &[
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Return a human readable latency analysis report.",
+    "GRAPH <event>",
+    "    Return an ASCII latency graph for the <event> class.",
+    "HISTORY <event>",
+    "    Return time-latency samples for the <event> class.",
+    "LATEST",
+    "    Return the latest latency samples for all events.",
+    "RESET [<event> ...]",
+    "    Reset latency data of one or more <event> classes.",
+    "    (default: reset all data for all event classes)",
+    "HISTOGRAM [COMMAND ...]",
+    "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+    "    If no commands are specified then all histograms are replied.",
+    "HELP",
+    "    Prints this help.",
+];
+
+const DOCTOR: &str = "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n";
+
+/// `LATENCY LATEST | HISTORY e | RESET [e ...] | GRAPH e | DOCTOR | HISTOGRAM [cmd ...] | HELP`.
+pub fn latency_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let sub = subcommand("latency", argv, LATENCY_SUBS)?;
+    match sub.as_str() {
+        "help" => Ok(help(LATENCY_HELP)),
+        "latest" | "history" => Ok(Reply::Array(vec![])),
+        "reset" => Ok(Reply::Int(0)),
+        "graph" => Err(CmdError::err(format!(
+            "No samples available for event '{}'",
+            String::from_utf8_lossy(&argv[2])
+        ))),
+        "doctor" => Ok(Reply::Verbatim(DOCTOR.into())),
+        "histogram" => {
+            let t = ctx
+                .srv
+                .tracking
+                .lock()
+                .map_err(|_| CmdError::err("latency data unavailable"))?;
+            let pairs = if argv.len() == 2 {
+                t.latencies()
+                    .into_iter()
+                    .map(|(name, h)| (Reply::bulk(name), cdf(h)))
+                    .collect()
+            } else {
+                argv[2..]
+                    .iter()
+                    .filter_map(|a| {
+                        let name = String::from_utf8_lossy(a).to_ascii_lowercase();
+                        let h = t.latency.get(&name)?;
+                        Some((Reply::BulkStr(name), cdf(h)))
+                    })
+                    .collect()
+            };
+            Ok(Reply::Map(pairs))
+        }
+        _ => Err(CmdError::Syntax),
+    }
+}
+
+/// One command's histogram as Redis's `fillCommandCDF`: calls, then cumulative counts at
+/// power-of-two microsecond levels (HdrHistogram's log iterator from 1024 ns).
+fn cdf(h: &Histogram) -> Reply {
+    let mut points = Vec::new();
+    let mut level: u64 = 1024;
+    let mut previous = 0;
+    loop {
+        let low = lowest_equivalent(level);
+        let cumulative: u64 = h.buckets.range(..=low).map(|(_, n)| n).sum();
+        if cumulative > previous {
+            points.push((
+                Reply::Int((highest_equivalent(low) / 1000) as i64),
+                Reply::Int(cumulative as i64),
+            ));
+        }
+        previous = cumulative;
+        if cumulative >= h.total || level >= 1 << 40 {
+            break;
+        }
+        level *= 2;
+    }
+    Reply::Map(vec![
+        (Reply::bulk("calls"), Reply::Int(h.total as i64)),
+        (Reply::bulk("histogram_usec"), Reply::Map(points)),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,6 +512,26 @@ mod tests {
         }
         assert!(h.percentile(99.0) >= 93_000);
         assert_eq!(h.percentile(50.0), lowest_equivalent(20_000) + 127);
+    }
+
+    #[test]
+    fn cdf_levels_like_redis() {
+        let mut h = Histogram::default();
+        for us in [1u64, 1, 1, 2, 2, 5, 30, 200] {
+            h.record(us * 1000);
+        }
+        let Reply::Map(top) = cdf(&h) else { panic!() };
+        let Reply::Map(points) = &top[1].1 else {
+            panic!()
+        };
+        let got: Vec<(i64, i64)> = points
+            .iter()
+            .map(|(a, b)| match (a, b) {
+                (Reply::Int(a), Reply::Int(b)) => (*a, *b),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(got, vec![(1, 3), (2, 5), (8, 6), (33, 7), (264, 8)]);
     }
 
     #[test]
