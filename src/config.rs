@@ -812,7 +812,13 @@ impl Config {
         // Per table: the index in `out` after which missing settings go (its last setting,
         // else its header; `None` for the top level before any setting).
         let mut anchors: Vec<(String, Option<usize>)> = vec![(String::new(), None)];
+        // Open brackets of a multi-line array being replaced: its lines are dropped.
+        let mut depth = 0i32;
         for line in old.lines() {
+            if depth > 0 {
+                depth += scan_toml(line).0;
+                continue;
+            }
             let trimmed = line.trim();
             if let Some(name) = trimmed.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
                 table = name.trim().to_string();
@@ -836,7 +842,16 @@ impl Config {
             match find_param(&full) {
                 Some(p) => {
                     let indent = &line[..line.len() - line.trim_start().len()];
-                    out.push(format!("{indent}{key} = {}", toml_value(p, &(p.get)(self))));
+                    let value_part = trimmed.split_once('=').map_or("", |(_, v)| v);
+                    let (open, comment) = scan_toml(value_part);
+                    depth = open.max(0);
+                    let comment = comment
+                        .map(|c| format!(" {}", &value_part[c..]))
+                        .unwrap_or_default();
+                    out.push(format!(
+                        "{indent}{key} = {}{comment}",
+                        toml_value(p, &(p.get)(self))
+                    ));
                     seen.insert(p.name);
                 }
                 None => out.push(line.to_string()),
@@ -1015,6 +1030,35 @@ impl Config {
     }
 }
 
+/// Scans a piece of a TOML line outside strings: returns how many brackets it leaves open
+/// and where a `#` comment starts.
+fn scan_toml(text: &str) -> (i32, Option<usize>) {
+    let mut depth = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                '#' => return (depth, Some(i)),
+                _ => {}
+            },
+        }
+    }
+    (depth, None)
+}
+
 /// Formats a setting's value as a TOML value of its kind.
 fn toml_value(p: &Param, value: &str) -> String {
     match p.kind {
@@ -1134,6 +1178,24 @@ mod tests {
         cfg.set("requirepass", "").unwrap();
         cfg.set("protected-mode", "no").unwrap();
         assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn rewrite_keeps_comments_and_replaces_arrays() {
+        let mut cfg = Config::default();
+        cfg.set("save", "60 5").unwrap();
+        cfg.set("maxmemory", "1kb").unwrap();
+        cfg.set("forward.port", "7000").unwrap();
+        let old = "# top\nmaxmemory = 0 # \"none\" here\nsave = [\n  \"3600 1\",\n  \"300 100\",\n]\n\n[http]\nport = 9121\n";
+        let new = cfg.rewrite_toml(old);
+        assert_eq!(
+            new,
+            "# top\nmaxmemory = 1024 # \"none\" here\nsave = \"60 5\"\n\n[http]\nport = 9121\n\n[forward]\nport = 7000\n"
+        );
+        let mut back = Config::default();
+        back.apply_toml(&new).unwrap();
+        assert_eq!(back.save, vec![(60, 5)]);
+        assert_eq!(back.forward.port, 7000);
     }
 
     #[test]

@@ -253,7 +253,7 @@ fn config_rewrite_keeps_the_file_and_writes_values() {
     assert_eq!(c.cmd(&["CONFIG", "REWRITE"]), "+OK\r\n");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
-        text.starts_with("# my settings\nmaxmemory = 1048576\ntimeout = 0\n"),
+        text.starts_with("# my settings\nmaxmemory = 1048576 # none\ntimeout = 0\n"),
         "{text}"
     );
     assert!(text.contains("hz = 25\n") && text.contains("loglevel = \"warning\"\n"));

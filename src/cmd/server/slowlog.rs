@@ -94,10 +94,23 @@ pub fn record_slowlog(
     if let Ok(mut t) = srv.tracking.lock() {
         t.commands += 1;
         if tracking {
-            t.latency
-                .entry(full_name(spec, argv))
-                .or_default()
-                .record(usec.saturating_mul(1000));
+            let ns = usec.saturating_mul(1000);
+            // Most commands are not containers: look up by the static name, no allocation.
+            if spec.subcommands.is_empty() {
+                match t.latency.get_mut(spec.name) {
+                    Some(h) => h.record(ns),
+                    None => t
+                        .latency
+                        .entry(spec.name.to_string())
+                        .or_default()
+                        .record(ns),
+                }
+            } else {
+                t.latency
+                    .entry(full_name(spec, argv))
+                    .or_default()
+                    .record(ns);
+            }
         }
         let now = srv.clock.now_ms();
         t.sample(now, &srv.net);
