@@ -320,6 +320,10 @@ fn check(
     if !spec.arity_ok(argv.len()) {
         return Err((CmdError::Arity(spec.name.to_string()).to_string(), true));
     }
+    // Subcommand existence and arity, protected commands: before auth, abort a MULTI.
+    if let Err(e) = super::server::precheck(spec, argv) {
+        return Err((e.to_string(), true));
+    }
     if sess.origin == Origin::Master || sess.origin == Origin::AofLoad {
         return Ok(spec);
     }
@@ -360,7 +364,11 @@ pub fn execute(srv: &ServerState, sess: &mut Session, argv: Argv) -> Outcome {
             if abort_multi && sess.multi.is_some() {
                 sess.multi_error = true;
             }
-            if let Some(spec) = lookup(&argv[0]) {
+            // An unknown subcommand has no command to count against (Redis: `c->cmd` NULL).
+            let known = lookup(&argv[0]).filter(|spec| {
+                spec.subcommands.is_empty() || argv.len() < 2 || full_name(spec, &argv) != spec.name
+            });
+            if let Some(spec) = known {
                 st.cmdstats
                     .entry(full_name(spec, &argv))
                     .or_default()

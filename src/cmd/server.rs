@@ -171,6 +171,21 @@ pub fn subcommand(name: &str, argv: &[Bytes], subs: &[&str]) -> Result<String, C
     Ok(sub)
 }
 
+/// Runs the checks Redis's `processCommand` makes right after the arity check, before
+/// authentication and before a command is queued in MULTI: a container's subcommand must
+/// exist and fit its arity (`commandCheckExistence`, `commandCheckArity`; containers that
+/// list no subcommands in the table check for themselves), and protected commands are
+/// refused (DEBUG, with `enable-debug-command no`, Redis 7.0's default).
+pub fn precheck(spec: &CommandSpec, argv: &[Bytes]) -> Result<(), CmdError> {
+    if !spec.subcommands.is_empty() && argv.len() >= 2 {
+        subcommand(spec.name, argv, spec.subcommands)?;
+    }
+    if spec.name == "debug" {
+        return Err(debug_disabled());
+    }
+    Ok(())
+}
+
 /// Returns a HELP reply: one simple string per line (Redis's `addReplyHelp`).
 pub fn help(lines: &[&str]) -> Reply {
     Reply::Array(lines.iter().map(|l| Reply::Simple((*l).into())).collect())
@@ -353,9 +368,13 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// `DEBUG`: disabled, as in a default Redis 7.0 (`enable-debug-command no`).
 fn debug(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    Err(CmdError::err(
+    Err(debug_disabled())
+}
+
+fn debug_disabled() -> CmdError {
+    CmdError::err(
         "DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
-    ))
+    )
 }
 
 /// FUNCTION's subcommands kura answers (it has no functions).
