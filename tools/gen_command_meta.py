@@ -15,7 +15,7 @@ groups kura will not implement are left out to keep the file small.
 import socket
 import sys
 
-SKIP_GROUPS = {b"sorted-set", b"set", b"geo", b"stream", b"hyperloglog", b"scripting",
+SKIP_GROUPS = {b"sorted-set", b"set", b"geo", b"stream", b"hyperloglog",
                b"cluster", b"sentinel", b"bitmap"}
 
 
