@@ -45,19 +45,25 @@ fn info_sections_and_fields_in_redis_order() {
     let kura = Kura::start();
     let mut r = redis.client();
     let mut k = kura.client();
-    for arg in ["everything", "default", "all"] {
-        let want = sections(&payload(&r.cmd(&["INFO", arg])));
-        let got = sections(&payload(&k.cmd(&["INFO", arg])));
+    for args in [
+        &["INFO"][..],
+        &["INFO", "everything"],
+        &["INFO", "default"],
+        &["INFO", "all"],
+    ] {
+        let arg = args.join(" ");
+        let want = sections(&payload(&r.cmd(args)));
+        let got = sections(&payload(&k.cmd(args)));
         let titles =
             |s: &[(String, Vec<String>)]| s.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
-        assert_eq!(titles(&got), titles(&want), "INFO {arg} sections");
+        assert_eq!(titles(&got), titles(&want), "{arg} sections");
         for ((title, w), (_, g)) in want.iter().zip(&got) {
             // These list one line per command, error or database: contents differ by nature.
             if ["Commandstats", "Errorstats", "Latencystats", "Keyspace"].contains(&title.as_str())
             {
                 continue;
             }
-            assert_eq!(g, w, "INFO {arg}: fields of # {title}");
+            assert_eq!(g, w, "{arg}: fields of # {title}");
         }
     }
     // With the AOF on, Redis adds its aof_* block; so does kura.
@@ -566,6 +572,23 @@ fn redis_cli_interactive_start_up() {
     let info = payload(&kura.client().cmd(&["INFO", "commandstats"]));
     let docs = field(&info, "cmdstat_command|docs").expect("redis-cli asked COMMAND DOCS");
     assert!(docs.ends_with("rejected_calls=0,failed_calls=0"), "{docs}");
+
+    // Without a terminal, redis-cli reads commands from its input.
+    let mut piped = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn redis-cli");
+    piped.stdin.take().unwrap().write_all(b"ping\n").unwrap();
+    let out = piped.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "PONG\n");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// redis-benchmark reads `CONFIG GET save` and `appendonly` first and warns when it cannot.
