@@ -223,7 +223,9 @@ fn match_token(p: &[u8], pi: usize, c: u8, nocase: bool) -> (bool, usize) {
 fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
     let id = int(arg)?;
     if id < i32::MIN as i64 || id > i32::MAX as i64 {
-        return Err(CmdError::NotInteger);
+        return Err(CmdError::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     if id < 0 || id as usize >= ctx.st.ks.dbs.len() {
         return Err(CmdError::DbIndexOutOfRange);

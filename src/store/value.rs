@@ -36,13 +36,8 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => string_encoding(s),
-            Value::List(l) => {
-                if l.chunk_count() <= 1 && l.bytes() <= super::list::CHUNK_BYTES && l.len() <= 128 {
-                    "listpack"
-                } else {
-                    "quicklist"
-                }
-            }
+            // Redis 7.0 always holds lists as a quicklist (listpack lists came with 7.2).
+            Value::List(_) => "quicklist",
             Value::Hash(h) => h.encoding(),
         }
     }
