@@ -303,8 +303,10 @@ fn set_generic(
     };
     store(ctx, key, own(val), StrRepr::Auto, ttl);
     ctx.add_dirty(1);
+    // Redis 7.0.15 rewrites any SET with an expiry to exactly this form (NX/XX/GET dropped,
+    // even with PXAT), and drops GET otherwise; observed on its replication stream.
     match when {
-        Some(at) if flags & OBJ_PXAT == 0 => ctx.propagate(vec![
+        Some(at) => ctx.propagate(vec![
             Bytes::from_static(b"SET"),
             key.clone(),
             val.clone(),
@@ -458,13 +460,12 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         Some(at) => {
             ctx.db().set_expire(key, Some(at));
-            if opts.flags & OBJ_PXAT == 0 {
-                ctx.propagate(vec![
-                    Bytes::from_static(b"PEXPIREAT"),
-                    key.clone(),
-                    Bytes::from(at.to_string()),
-                ]);
-            }
+            // Always this form, PXAT included (observed on 7.0.15's replication stream).
+            ctx.propagate(vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                key.clone(),
+                Bytes::from(at.to_string()),
+            ]);
             ctx.touch(key);
             ctx.add_dirty(1);
         }

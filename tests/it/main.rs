@@ -5,4 +5,5 @@
 mod support;
 
 mod diff;
+mod keys;
 mod smoke;
