@@ -686,9 +686,11 @@ fn expire_generic(
         when = when.checked_mul(1000).ok_or_else(|| invalid_expire(name))?;
     }
     when = when.checked_add(base).ok_or_else(|| invalid_expire(name))?;
+    let now_s = (ctx.now / 1000) as u32;
     let Some(e) = ctx.lookup_write(key) else {
         return Ok(Reply::Int(0));
     };
+    e.access = now_s;
     let current = e.expire_at;
     if flags & EXPIRE_NX != 0 && current.is_some() {
         return Ok(Reply::Int(0));
@@ -759,8 +761,12 @@ fn pexpiretime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn persist(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
+    let now_s = (ctx.now / 1000) as u32;
     let had = match ctx.lookup_write(key) {
-        Some(e) => e.expire_at.is_some(),
+        Some(e) => {
+            e.access = now_s;
+            e.expire_at.is_some()
+        }
         None => false,
     };
     if !had {
@@ -877,8 +883,9 @@ fn object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             if !lfu {
                 return Err(CmdError::err("An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
             }
-            // kura keeps no access counter; a fresh key's counter is LFU_INIT_VAL.
-            Ok(Reply::Int(5))
+            // kura keeps no access counter; 0 is what Redis reports after switching to an
+            // LFU policy at runtime.
+            Ok(Reply::Int(0))
         }
     }
 }

@@ -97,15 +97,25 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Looks a string up for reading (`lookupKeyRead` + `checkType`): `None` when missing.
 fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
-    let v = match ctx.lookup_read(key) {
+    let now_s = (ctx.now / 1000) as u32;
+    let (v, stale) = match ctx.lookup_read(key) {
         None => return Ok(None),
         Some(e) => match &e.value {
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => (s.clone(), e.access != now_s),
             _ => return Err(CmdError::WrongType),
         },
     };
-    note_access(ctx, key);
+    if stale {
+        note_access(ctx, key);
+    }
     Ok(Some(v))
+}
+
+/// Applies expiry to `key` before a write that replaces it (the part of `lookupKeyWrite` a
+/// blind overwrite needs).
+fn expire_before_write(ctx: &mut Ctx<'_>, key: &[u8]) {
+    let db = ctx.dbi();
+    ctx.expire_if_needed(db, key);
 }
 
 /// What a store does with the key's expiry.
@@ -337,7 +347,7 @@ fn get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if argv.len() == 3 {
         // The common case, without option parsing.
-        ctx.lookup_write(&argv[1]);
+        expire_before_write(ctx, &argv[1]);
         store(ctx, &argv[1], own(&argv[2]), StrRepr::Auto, Ttl::Clear);
         ctx.add_dirty(1);
         return Ok(Reply::Ok);
@@ -400,7 +410,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult {
         }
     }
     for pair in argv[1..].chunks(2) {
-        ctx.lookup_write(&pair[0]);
+        expire_before_write(ctx, &pair[0]);
         store(ctx, &pair[0], own(&pair[1]), StrRepr::Auto, Ttl::Clear);
     }
     ctx.add_dirty((argv.len() / 2) as u64);
@@ -418,7 +428,7 @@ fn msetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn getset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let old = read_str(ctx, key)?;
-    ctx.lookup_write(key);
+    expire_before_write(ctx, key);
     store(ctx, key, own(&argv[2]), StrRepr::Auto, Ttl::Clear);
     ctx.add_dirty(1);
     ctx.propagate(vec![

@@ -19,7 +19,10 @@ fn parse_commands(mut data: &[u8]) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     while !data.is_empty() {
         let Some(header) = line(&mut data) else { break };
-        let n: usize = header.trim_start_matches('*').parse().expect("array header");
+        let n: usize = header
+            .trim_start_matches('*')
+            .parse()
+            .expect("array header");
         let mut cmd = Vec::with_capacity(n);
         for _ in 0..n {
             let len: usize = line(&mut data)
@@ -70,7 +73,10 @@ fn active_expiry_removes_keys_nobody_reads() {
     let kura = Kura::start();
     let mut c = kura.client();
     for i in 0..50 {
-        assert_eq!(c.cmd(&["SET", &format!("t{i}"), "v", "PX", "1000"]), "+OK\r\n");
+        assert_eq!(
+            c.cmd(&["SET", &format!("t{i}"), "v", "PX", "1000"]),
+            "+OK\r\n"
+        );
     }
     assert_eq!(c.cmd(&["SET", "stays", "v"]), "+OK\r\n");
     assert_eq!(c.cmd(&["DBSIZE"]), ":51\r\n");
@@ -255,7 +261,11 @@ impl ReplicaLink {
         loop {
             let mut header = String::new();
             self.reader.read_line(&mut header).expect("stream");
-            let n: usize = header.trim().trim_start_matches('*').parse().expect("array");
+            let n: usize = header
+                .trim()
+                .trim_start_matches('*')
+                .parse()
+                .expect("array");
             let mut cmd = Vec::new();
             for _ in 0..n {
                 let mut h = String::new();
