@@ -328,8 +328,9 @@ fn propagation_matches_redis_replication_stream() {
         &["SETEX", "e", "100", "v"],
         &["PSETEX", "f", "100000", "v"],
         &["EXPIRE", "f", "100", "XX"],
-        &["expire", "f", "100", "gt"],
-        &["PEXPIRE", "f", "200000", "LT"],
+        &["expire", "f", "200", "gt"],
+        &["PEXPIRE", "f", "300000", "LT"],
+        &["PEXPIRE", "f", "50000", "lt"],
         &["EXPIREAT", "f", "4102444800"],
         &["PEXPIREAT", "f", "4102444801000"],
         &["EXPIRE", "f", "-1"],
@@ -387,7 +388,8 @@ fn propagation_matches_redis_replication_stream() {
     }
     let mut from_redis = link.read_until(&["SET", "end", "1"]);
     let mut from_kura = kura_stream(&kura);
-    blank_times(&mut from_redis, &mut from_kura, 2000);
+    // Generous: the two servers run each command moments apart on a loaded machine.
+    blank_times(&mut from_redis, &mut from_kura, 10_000);
     assert_eq!(from_kura, from_redis);
 }
 
