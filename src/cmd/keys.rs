@@ -409,22 +409,26 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    let mut found: Vec<(Bytes, &'static str)> = Vec::new();
-    let next = ctx.db().scan(cursor, count as usize, |k, e| {
+    let mut found: Vec<Bytes> = Vec::new();
+    let next = ctx.db().scan(cursor, count as usize, |k, _| {
         if pattern.is_none_or(|p| glob_match(p, k, false)) {
-            found.push((k.clone(), e.value.type_name()));
+            found.push(k.clone());
         }
     });
     let db = ctx.dbi();
     let mut keys = Vec::with_capacity(found.len());
-    for (k, t) in found {
-        if type_filter.is_some_and(|want| !want.eq_ignore_ascii_case(t.as_bytes())) {
-            continue;
+    for k in found {
+        // As scanGenericCommand: the TYPE filter looks the key up for reading (expiring it,
+        // counting a hit or miss); otherwise expired keys are only dropped.
+        let live = match type_filter {
+            Some(want) => ctx
+                .lookup_read(&k)
+                .is_some_and(|e| want.eq_ignore_ascii_case(e.value.type_name().as_bytes())),
+            None => !ctx.expire_if_needed(db, &k),
+        };
+        if live {
+            keys.push(Reply::Bulk(k));
         }
-        if ctx.expire_if_needed(db, &k) {
-            continue;
-        }
-        keys.push(Reply::Bulk(k));
     }
     Ok(Reply::Array(vec![
         Reply::BulkStr(next.to_string()),
