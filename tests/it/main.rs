@@ -10,4 +10,5 @@ mod dump;
 mod lifecycle;
 mod protocol;
 mod pubsub;
+mod keys;
 mod smoke;
