@@ -36,13 +36,8 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => string_encoding(s),
-            Value::List(l) => {
-                if l.chunk_count() <= 1 && l.bytes() <= super::list::CHUNK_BYTES && l.len() <= 128 {
-                    "listpack"
-                } else {
-                    "quicklist"
-                }
-            }
+            // Redis 7.0 always encodes lists as quicklists (listpack lists came in 7.2).
+            Value::List(_) => "quicklist",
             Value::Hash(h) => h.encoding(),
         }
     }
@@ -51,7 +46,7 @@ impl Value {
     pub fn approx_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.len(),
-            Value::List(l) => l.bytes() + 4 * l.len() + 64 * l.chunk_count(),
+            Value::List(l) => l.allocated() + 64,
             Value::Hash(h) => h.payload_bytes() + 80 * h.len(),
         }
     }
