@@ -9,7 +9,7 @@ use bytes::Bytes;
 use indexmap::IndexMap;
 
 /// Redis 7.0 default `hash-max-listpack-entries`.
-pub const MAX_LISTPACK_ENTRIES: usize = 128;
+pub const MAX_LISTPACK_ENTRIES: usize = 512;
 /// Redis 7.0 default `hash-max-listpack-value`.
 pub const MAX_LISTPACK_VALUE: usize = 64;
 
