@@ -6,3 +6,5 @@ mod support;
 
 mod diff;
 mod smoke;
+mod blocking;
+mod lists;
