@@ -240,10 +240,10 @@ fn serve_one(
             }
             let dst_ok = st.ks.dbs[db]
                 .get(dst)
-                .map_or(true, |e| matches!(e.value, Value::List(_)));
+                .is_none_or(|e| matches!(e.value, Value::List(_)));
             if !dst_ok {
                 // The waiter gets WRONGTYPE and is unblocked; the source keeps its element.
-                let _ = w.tx.send(CmdError::WrongType.into());
+                deliver(w, CmdError::WrongType.into());
                 return;
             }
             let Some(v) = move_element(&mut st.ks.dbs[db], key, dst, *from_left, *to_left, now)
@@ -271,5 +271,14 @@ fn serve_one(
     st.touch(db, key);
     st.dirty += 1;
     st.stream.append(db, &propagate);
-    let _ = w.tx.send(reply);
+    deliver(w, reply);
+}
+
+/// Hands a reply to a waiter's connection. A connection that vanished in between (its
+/// task dropped without withdrawing, as at shutdown) loses the reply, as Redis loses a
+/// reply to a client whose socket just closed.
+fn deliver(w: Waiter, reply: Reply) {
+    if w.tx.send(reply).is_err() {
+        tracing::debug!(client = w.client_id, "blocked client gone before its reply");
+    }
 }

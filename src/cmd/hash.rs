@@ -25,8 +25,22 @@ use crate::store::{Entry, Hash, Value};
 /// Hash commands.
 pub static COMMANDS: &[CommandSpec] = &[
     command!("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hset),
-    command!("hmset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hmset),
-    command!("hsetnx", 4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hsetnx),
+    command!(
+        "hmset",
+        -4,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "hash",
+        hmset
+    ),
+    command!(
+        "hsetnx",
+        4,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "hash",
+        hsetnx
+    ),
     command!("hget", 3, READONLY | FAST, (1, 1, 1), "hash", hget),
     command!("hmget", -3, READONLY | FAST, (1, 1, 1), "hash", hmget),
     command!("hgetall", 2, READONLY, (1, 1, 1), "hash", hgetall),
@@ -36,7 +50,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!("hlen", 2, READONLY | FAST, (1, 1, 1), "hash", hlen),
     command!("hexists", 3, READONLY | FAST, (1, 1, 1), "hash", hexists),
     command!("hstrlen", 3, READONLY | FAST, (1, 1, 1), "hash", hstrlen),
-    command!("hincrby", 4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hincrby),
+    command!(
+        "hincrby",
+        4,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "hash",
+        hincrby
+    ),
     command!(
         "hincrbyfloat",
         4,
@@ -97,19 +118,22 @@ fn write_hash<'a>(ctx: &'a mut Ctx<'_>, key: &[u8]) -> Result<Option<&'a mut Has
     }
 }
 
-/// Returns the hash at `key`, creating an empty one when missing (Redis
+/// Runs `f` on the hash at `key`, or on a new hash stored at `key` when `f` succeeds (Redis
 /// `hashTypeLookupWriteOrCreate`; every caller then adds a field, so no empty hash stays).
-fn hash_or_create<'a>(ctx: &'a mut Ctx<'_>, key: &Bytes) -> Result<&'a mut Hash, CmdError> {
-    let exists = write_hash(ctx, key)?.is_some();
-    if !exists {
-        let now = ctx.now;
-        ctx.db()
-            .insert(own(key), Entry::new(Value::Hash(Arc::new(Hash::new())), now));
+fn with_hash<T>(
+    ctx: &mut Ctx<'_>,
+    key: &Bytes,
+    f: impl FnOnce(&mut Hash) -> Result<T, CmdError>,
+) -> Result<T, CmdError> {
+    if let Some(h) = write_hash(ctx, key)? {
+        return f(h);
     }
-    match ctx.db().get_mut(key).map(|e| &mut e.value) {
-        Some(Value::Hash(h)) => Ok(Arc::make_mut(h)),
-        _ => Err(CmdError::WrongType),
-    }
+    let mut h = Hash::new();
+    let out = f(&mut h)?;
+    let now = ctx.now;
+    ctx.db()
+        .insert(own(key), Entry::new(Value::Hash(Arc::new(h)), now));
+    Ok(out)
 }
 
 // ---- SETTERS ----
@@ -119,14 +143,16 @@ fn hset_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], name: &str) -> Result<i64, Cm
         return Err(CmdError::Arity(name.into()));
     }
     let lim = limits(ctx);
-    let h = hash_or_create(ctx, &argv[1])?;
-    h.try_conversion(argv[2..].iter().map(|a| a.as_ref()), lim);
-    let mut created = 0;
-    for pair in argv[2..].chunks(2) {
-        if h.set_with(own(&pair[0]), own(&pair[1]), lim) {
-            created += 1;
+    let created = with_hash(ctx, &argv[1], |h| {
+        h.try_conversion(argv[2..].iter().map(|a| a.as_ref()), lim);
+        let mut created = 0;
+        for pair in argv[2..].chunks(2) {
+            if h.set_with(own(&pair[0]), own(&pair[1]), lim) {
+                created += 1;
+            }
         }
-    }
+        Ok(created)
+    })?;
     ctx.touch(&argv[1]);
     ctx.add_dirty(((argv.len() - 2) / 2) as u64);
     Ok(created)
@@ -142,27 +168,33 @@ fn hmset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn hsetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let lim = limits(ctx);
-    let h = hash_or_create(ctx, &argv[1])?;
-    if h.get(&argv[2]).is_some() {
-        return Ok(Reply::Int(0));
+    let set = with_hash(ctx, &argv[1], |h| {
+        if h.get(&argv[2]).is_some() {
+            return Ok(false);
+        }
+        h.try_conversion([argv[2].as_ref(), argv[3].as_ref()], lim);
+        h.set_with(own(&argv[2]), own(&argv[3]), lim);
+        Ok(true)
+    })?;
+    if set {
+        ctx.touch(&argv[1]);
+        ctx.add_dirty(1);
     }
-    h.try_conversion([argv[2].as_ref(), argv[3].as_ref()], lim);
-    h.set_with(own(&argv[2]), own(&argv[3]), lim);
-    ctx.touch(&argv[1]);
-    ctx.add_dirty(1);
-    Ok(Reply::Int(1))
+    Ok(Reply::Int(set as i64))
 }
 
 fn hincrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let incr = int(&argv[3])?;
     let lim = limits(ctx);
-    let h = hash_or_create(ctx, &argv[1])?;
-    let old = match h.get(&argv[2]) {
-        None => 0,
-        Some(v) => crate::resp::decode::parse_i64(v).ok_or(CmdError::HashNotInteger)?,
-    };
-    let new = old.checked_add(incr).ok_or(CmdError::Overflow)?;
-    h.set_with(own(&argv[2]), Bytes::from(new.to_string()), lim);
+    let new = with_hash(ctx, &argv[1], |h| {
+        let old = match h.get(&argv[2]) {
+            None => 0,
+            Some(v) => crate::resp::decode::parse_i64(v).ok_or(CmdError::HashNotInteger)?,
+        };
+        let new = old.checked_add(incr).ok_or(CmdError::Overflow)?;
+        h.set_with(own(&argv[2]), Bytes::from(new.to_string()), lim);
+        Ok(new)
+    })?;
     ctx.touch(&argv[1]);
     ctx.add_dirty(1);
     Ok(Reply::Int(new))
@@ -174,17 +206,19 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("value is NaN or Infinity"));
     }
     let lim = limits(ctx);
-    let h = hash_or_create(ctx, &argv[1])?;
-    let old = match h.get(&argv[2]) {
-        None => Ld::Zero(false),
-        Some(v) => Ld::parse(v).ok_or(CmdError::HashNotFloat)?,
-    };
-    let sum = old.add(incr);
-    if sum.is_nan_or_inf() {
-        return Err(CmdError::err("increment would produce NaN or Infinity"));
-    }
-    let text = Bytes::from(sum.to_human());
-    h.set_with(own(&argv[2]), text.clone(), lim);
+    let text = with_hash(ctx, &argv[1], |h| {
+        let old = match h.get(&argv[2]) {
+            None => Ld::Zero(false),
+            Some(v) => Ld::parse(v).ok_or(CmdError::HashNotFloat)?,
+        };
+        let sum = old.sum(incr);
+        if sum.is_nan_or_inf() {
+            return Err(CmdError::err("increment would produce NaN or Infinity"));
+        }
+        let text = Bytes::from(sum.to_human());
+        h.set_with(own(&argv[2]), text.clone(), lim);
+        Ok(text)
+    })?;
     ctx.touch(&argv[1]);
     ctx.add_dirty(1);
     // Replicated as HSET with the final value, so float formatting never diverges.
@@ -345,7 +379,7 @@ fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let Some((f, v)) = h.get_index(k) else {
             break;
         };
-        if pattern.map_or(true, |p| glob::matches(p, f)) {
+        if pattern.is_none_or(|p| glob::matches(p, f)) {
             items.push(Reply::Bulk(f.clone()));
             items.push(Reply::Bulk(v.clone()));
         }

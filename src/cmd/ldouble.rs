@@ -496,7 +496,7 @@ impl Ld {
     }
 
     /// Returns `self + other`, rounded to nearest-even as the x87 does.
-    pub fn add(self, other: Ld) -> Ld {
+    pub fn sum(self, other: Ld) -> Ld {
         match (self, other) {
             (Ld::Nan, _) | (_, Ld::Nan) => Ld::Nan,
             (Ld::Inf(a), Ld::Inf(b)) => {
@@ -659,7 +659,7 @@ mod tests {
     fn sum(a: &str, b: &str) -> String {
         let x = Ld::parse(a.as_bytes()).unwrap();
         let y = Ld::parse(b.as_bytes()).unwrap();
-        x.add(y).to_human()
+        x.sum(y).to_human()
     }
 
     #[test]
@@ -772,10 +772,21 @@ mod tests {
 
     #[test]
     fn parse_refuses_what_string2ld_refuses() {
-        for bad in ["", " 1", "1 ", "abc", "nan", "1e", "1e5000", "-1e5000", "1e-5000", "."] {
+        for bad in [
+            "", " 1", "1 ", "abc", "nan", "1e", "1e5000", "-1e5000", "1e-5000", ".",
+        ] {
             assert_eq!(Ld::parse(bad.as_bytes()), None, "{bad:?}");
         }
-        for good in ["inf", "-Infinity", "+1", ".5", "5.", "1E3", "0e-9999", "0x1p3"] {
+        for good in [
+            "inf",
+            "-Infinity",
+            "+1",
+            ".5",
+            "5.",
+            "1E3",
+            "0e-9999",
+            "0x1p3",
+        ] {
             assert!(Ld::parse(good.as_bytes()).is_some(), "{good:?}");
         }
     }
@@ -789,7 +800,12 @@ mod tests {
 
     #[test]
     fn timeouts_round_up_to_milliseconds() {
-        let ms = |s: &str| Ld::parse(s.as_bytes()).unwrap().mul_small(1000).ceil_to_i64();
+        let ms = |s: &str| {
+            Ld::parse(s.as_bytes())
+                .unwrap()
+                .mul_small(1000)
+                .ceil_to_i64()
+        };
         assert_eq!(ms("0.1"), 100);
         assert_eq!(ms("0.0001"), 1);
         assert_eq!(ms("-0.0001"), 0);

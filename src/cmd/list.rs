@@ -25,10 +25,38 @@ use crate::store::{Db, Entry, List, Value};
 
 /// List commands.
 pub static COMMANDS: &[CommandSpec] = &[
-    command!("lpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "list", lpush),
-    command!("rpush", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "list", rpush),
-    command!("lpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "list", lpushx),
-    command!("rpushx", -3, WRITE | DENYOOM | FAST, (1, 1, 1), "list", rpushx),
+    command!(
+        "lpush",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "list",
+        lpush
+    ),
+    command!(
+        "rpush",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "list",
+        rpush
+    ),
+    command!(
+        "lpushx",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "list",
+        lpushx
+    ),
+    command!(
+        "rpushx",
+        -3,
+        WRITE | DENYOOM | FAST,
+        (1, 1, 1),
+        "list",
+        rpushx
+    ),
     command!("lpop", -2, WRITE | FAST, (1, 1, 1), "list", lpop),
     command!("rpop", -2, WRITE | FAST, (1, 1, 1), "list", rpop),
     command!("llen", 2, READONLY | FAST, (1, 1, 1), "list", llen),
@@ -40,10 +68,31 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!("ltrim", 4, WRITE, (1, 1, 1), "list", ltrim),
     command!("lpos", -3, READONLY, (1, 1, 1), "list", lpos),
     command!("lmove", 5, WRITE | DENYOOM, (1, 2, 1), "list", lmove),
-    command!("rpoplpush", 3, WRITE | DENYOOM, (1, 2, 1), "list", rpoplpush),
+    command!(
+        "rpoplpush",
+        3,
+        WRITE | DENYOOM,
+        (1, 2, 1),
+        "list",
+        rpoplpush
+    ),
     command!("lmpop", -4, WRITE, (0, 0, 0), "list", lmpop),
-    command!("blpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), "list", blpop),
-    command!("brpop", -3, WRITE | NOSCRIPT | BLOCKING, (1, -2, 1), "list", brpop),
+    command!(
+        "blpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING,
+        (1, -2, 1),
+        "list",
+        blpop
+    ),
+    command!(
+        "brpop",
+        -3,
+        WRITE | NOSCRIPT | BLOCKING,
+        (1, -2, 1),
+        "list",
+        brpop
+    ),
     command!(
         "blmove",
         6,
@@ -110,7 +159,11 @@ pub(crate) fn move_element(
     now: i64,
 ) -> Option<Bytes> {
     let l = list_in(db, src)?;
-    let v = if from_left { l.pop_front() } else { l.pop_back() }?;
+    let v = if from_left {
+        l.pop_front()
+    } else {
+        l.pop_back()
+    }?;
     if db.get(dst).is_none() {
         db.insert(
             Bytes::copy_from_slice(dst),
@@ -205,7 +258,8 @@ fn parse_range(arg: &[u8], min: i64, max: i64, msg: Option<&str>) -> Result<i64,
 /// Parses a blocking timeout in seconds (`getTimeoutFromObjectOrReply`: `ceill(x * 1000)`
 /// milliseconds as a `long long`); `None` waits forever.
 fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
-    let v = Ld::parse(arg).ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
+    let v =
+        Ld::parse(arg).ok_or_else(|| CmdError::err("timeout is not a float or out of range"))?;
     let ms = v.mul_small(1000).ceil_to_i64();
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
@@ -228,25 +282,28 @@ fn bulk_array<'a>(n: usize, items: impl Iterator<Item = &'a [u8]>) -> Reply {
 
 fn push_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], left: bool, only_existing: bool) -> CmdResult {
     let key = &argv[1];
-    if !check_list_or_missing(ctx, key)? {
-        if only_existing {
-            return Ok(Reply::Int(0));
+    let push_all = |l: &mut List| {
+        for v in &argv[2..] {
+            if left {
+                l.push_front(v);
+            } else {
+                l.push_back(v);
+            }
         }
-        let now = ctx.now;
-        ctx.db()
-            .insert(own(key), Entry::new(Value::List(Arc::new(List::new())), now));
-    }
-    let Some(l) = list_in(ctx.db(), key) else {
-        return Err(CmdError::WrongType);
+        l.len() as i64
     };
-    for v in &argv[2..] {
-        if left {
-            l.push_front(v);
-        } else {
-            l.push_back(v);
+    let len = match write_list(ctx, key)? {
+        Some(l) => push_all(l),
+        None if only_existing => return Ok(Reply::Int(0)),
+        None => {
+            let mut l = List::new();
+            let len = push_all(&mut l);
+            let now = ctx.now;
+            ctx.db()
+                .insert(own(key), Entry::new(Value::List(Arc::new(l)), now));
+            len
         }
-    }
-    let len = l.len() as i64;
+    };
     ctx.touch(key);
     ctx.add_dirty((argv.len() - 2) as u64);
     ctx.signal_ready(key);
@@ -276,31 +333,34 @@ fn pop_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], left: bool, name: &str) -> Cmd
         return Err(CmdError::Arity(name.into()));
     }
     let count = match argv.get(2) {
-        Some(a) => Some(parse_positive(a, "value is out of range, must be positive")?),
+        Some(a) => Some(parse_positive(
+            a,
+            "value is out of range, must be positive",
+        )?),
         None => None,
     };
     let key = &argv[1];
-    if !check_list_or_missing(ctx, key)? {
+    let Some(l) = write_list(ctx, key)? else {
         return Ok(if count.is_some() {
             Reply::NilArray
         } else {
             Reply::Nil
         });
-    }
-    let reply = match count {
+    };
+    let pop = |l: &mut List| if left { l.pop_front() } else { l.pop_back() };
+    let (reply, n) = match count {
         Some(0) => return Ok(Reply::Array(Vec::new())),
-        None => {
-            let v = pop_many(ctx.db(), key, left, 1);
-            ctx.add_dirty(v.len() as u64);
-            Reply::opt_bulk(v.into_iter().next())
-        }
+        None => (Reply::opt_bulk(pop(l)), 1),
         Some(n) => {
-            let v = pop_many(ctx.db(), key, left, n as usize);
-            ctx.add_dirty(v.len() as u64);
-            Reply::bulks(v)
+            let n = (n as u64).min(l.len() as u64) as usize;
+            (Reply::bulks((0..n).filter_map(|_| pop(l))), n)
         }
     };
+    if l.is_empty() {
+        ctx.db().remove(key);
+    }
     ctx.touch(key);
+    ctx.add_dirty(n as u64);
     Ok(reply)
 }
 
@@ -334,11 +394,7 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// Resolves a possibly negative index against `len`.
 fn resolve_index(index: i64, len: usize) -> Option<usize> {
-    let i = if index < 0 {
-        len as i64 + index
-    } else {
-        index
-    };
+    let i = if index < 0 { len as i64 + index } else { index };
     (i >= 0 && (i as u64) < len as u64).then_some(i as usize)
 }
 
@@ -400,7 +456,11 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         (rank.unsigned_abs(), want)
     };
     let len = l.len();
-    let limit = if maxlen == 0 { len } else { (maxlen as usize).min(len) };
+    let limit = if maxlen == 0 {
+        len
+    } else {
+        (maxlen as usize).min(len)
+    };
     let mut found = Vec::new();
     let mut matches: u64 = 0;
     let iter: Box<dyn Iterator<Item = &[u8]>> = if from_tail {
@@ -509,7 +569,13 @@ fn ltrim(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 // ---- MOVE ----
 
 /// LMOVE on a source known to hold a list: checks the destination, moves, signals.
-fn lmove_generic(ctx: &mut Ctx<'_>, src: &Bytes, dst: &Bytes, from_left: bool, to_left: bool) -> CmdResult {
+fn lmove_generic(
+    ctx: &mut Ctx<'_>,
+    src: &Bytes,
+    dst: &Bytes,
+    from_left: bool,
+    to_left: bool,
+) -> CmdResult {
     if !check_list_or_missing(ctx, src)? {
         return Ok(Reply::Nil);
     }
@@ -582,7 +648,12 @@ fn parse_mpop(argv: &[Bytes], numkeys_idx: usize) -> Result<MPopArgs<'_>, CmdErr
 
 /// Pops from the first non-empty list of `keys`; `None` when all are empty. Propagated as
 /// `LPOP|RPOP key n`.
-fn mpop_now(ctx: &mut Ctx<'_>, keys: &[Bytes], left: bool, count: usize) -> Result<Option<Reply>, CmdError> {
+fn mpop_now(
+    ctx: &mut Ctx<'_>,
+    keys: &[Bytes],
+    left: bool,
+    count: usize,
+) -> Result<Option<Reply>, CmdError> {
     for key in keys {
         let len = match write_list(ctx, key)? {
             Some(l) if !l.is_empty() => l.len(),

@@ -86,7 +86,10 @@ fn read_prefix(data: &[u8], at: usize) -> (usize, usize) {
 /// Reads the length field that ends at `end` (exclusive): (element length, field size).
 fn read_suffix(data: &[u8], end: usize) -> (usize, usize) {
     match data[end - 1] {
-        0xFE => (u16::from_le_bytes([data[end - 3], data[end - 2]]) as usize, 3),
+        0xFE => (
+            u16::from_le_bytes([data[end - 3], data[end - 2]]) as usize,
+            3,
+        ),
         0xFF => (
             u32::from_le_bytes([data[end - 5], data[end - 4], data[end - 3], data[end - 2]])
                 as usize,
@@ -919,7 +922,12 @@ mod tests {
         let got: Vec<Vec<u8>> = l.range_rev(3, n - 4).map(|s| s.to_vec()).collect();
         assert_eq!(
             got,
-            m.iter().skip(3).take(n - 6).rev().cloned().collect::<Vec<_>>()
+            m.iter()
+                .skip(3)
+                .take(n - 6)
+                .rev()
+                .cloned()
+                .collect::<Vec<_>>()
         );
         l.trim(5, n - 10);
         let m2: VecDeque<Vec<u8>> = m.iter().skip(5).take(n - 14).cloned().collect();
@@ -931,7 +939,11 @@ mod tests {
         let mut l = List::new();
         let mut m = VecDeque::new();
         for i in 0..5000 {
-            let v = if i % 3 == 0 { b"x".to_vec() } else { format!("v{i}").into_bytes() };
+            let v = if i % 3 == 0 {
+                b"x".to_vec()
+            } else {
+                format!("v{i}").into_bytes()
+            };
             l.push_back(&v);
             m.push_back(v);
         }

@@ -34,7 +34,10 @@ fn reply(c: &mut Raw) -> String {
 /// The whole write stream as text (commands are RESP arrays).
 fn stream_text(kura: &Kura) -> String {
     let st = kura.state.engine.lock();
-    let bytes = st.stream.read_from(st.stream.first_offset()).unwrap_or_default();
+    let bytes = st
+        .stream
+        .read_from(st.stream.first_offset())
+        .unwrap_or_default();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -148,7 +151,10 @@ fn timeouts_answer_null_arrays() {
     wait_blocked(&k, 0);
     c.cmd(&["HELLO", "3"]);
     assert_eq!(c.cmd(&["BLPOP", "nokey", "0.05"]), "_\r\n");
-    assert_eq!(c.cmd(&["BLMOVE", "nokey", "d", "LEFT", "LEFT", "0.05"]), "_\r\n");
+    assert_eq!(
+        c.cmd(&["BLMOVE", "nokey", "d", "LEFT", "LEFT", "0.05"]),
+        "_\r\n"
+    );
     // A waiter that timed out is gone: the next push stays in the list.
     assert_eq!(c.cmd(&["RPUSH", "nokey", "x"]), ":1\r\n");
     assert_eq!(c.cmd(&["LLEN", "nokey"]), ":1\r\n");
@@ -163,7 +169,9 @@ fn timeout_replies_match_redis_in_both_protocols() {
     let cases: &[&[&str]] = &[
         &["BLPOP", "nokey", "0.05"],
         &["BRPOP", "nokey", "0.05"],
-        &["BLMPOP", "0.05", "2", "nokey", "nokey2", "RIGHT", "COUNT", "3"],
+        &[
+            "BLMPOP", "0.05", "2", "nokey", "nokey2", "RIGHT", "COUNT", "3",
+        ],
         &["BLMOVE", "nokey", "dst", "RIGHT", "LEFT", "0.05"],
         &["BRPOPLPUSH", "nokey", "dst", "0.05"],
     ];

@@ -76,7 +76,10 @@ fn writes_are_logged_in_their_normalised_forms() {
         s.contains("*4\r\n$4\r\nHSET\r\n$1\r\nh\r\n$1\r\nx\r\n$4\r\n10.6\r\n"),
         "{s:?}"
     );
-    assert!(s.contains("*3\r\n$4\r\nRPOP\r\n$1\r\nl\r\n$1\r\n3\r\n"), "{s:?}");
+    assert!(
+        s.contains("*3\r\n$4\r\nRPOP\r\n$1\r\nl\r\n$1\r\n3\r\n"),
+        "{s:?}"
+    );
     assert!(!s.contains("HINCRBYFLOAT") && !s.contains("LMPOP"), "{s:?}");
     assert!(!s.contains("none") && !s.contains("nofield") && !s.contains("l2"));
 }
@@ -88,7 +91,10 @@ fn moving_within_one_list_keeps_the_key_and_its_ttl() {
     c.cmd(&["RPUSH", "one", "x"]);
     let at = k.state.clock.now_ms() + 100_000;
     assert!(k.state.engine.lock().ks.dbs[0].set_expire(b"one", Some(at)));
-    assert_eq!(c.cmd(&["LMOVE", "one", "one", "LEFT", "RIGHT"]), "$1\r\nx\r\n");
+    assert_eq!(
+        c.cmd(&["LMOVE", "one", "one", "LEFT", "RIGHT"]),
+        "$1\r\nx\r\n"
+    );
     assert_eq!(c.cmd(&["RPOPLPUSH", "one", "one"]), "$1\r\nx\r\n");
     let st = k.state.engine.lock();
     assert_eq!(st.ks.dbs[0].get(b"one").and_then(|e| e.expire_at), Some(at));
@@ -149,17 +155,24 @@ fn hscan_walks_a_hashtable_hash_completely() {
     assert!(calls >= 15);
     // MATCH filters within each page.
     let r = c.cmd(&["HSCAN", "big", "0", "MATCH", "field:1499", "COUNT", "5000"]);
-    assert!(r.ends_with("*2\r\n$10\r\nfield:1499\r\n$4\r\n1499\r\n"), "{r:?}");
+    assert!(
+        r.ends_with("*2\r\n$10\r\nfield:1499\r\n$4\r\n1499\r\n"),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn hrandfield_samples_fields_of_the_hash() {
     let k = Kura::start();
     let mut c = k.client();
-    c.cmd(&["HSET", "h", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5"]);
+    c.cmd(&[
+        "HSET", "h", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5",
+    ]);
     for _ in 0..20 {
         let one = c.cmd(&["HRANDFIELD", "h"]);
-        assert!(["a", "b", "c", "d", "e"].iter().any(|f| one == format!("$1\r\n{f}\r\n")));
+        assert!(["a", "b", "c", "d", "e"]
+            .iter()
+            .any(|f| one == format!("$1\r\n{f}\r\n")));
         let uniq = bulks(c.cmd(&["HRANDFIELD", "h", "3"]).as_bytes());
         assert_eq!(uniq.iter().collect::<HashSet<_>>().len(), 3);
         // A listpack hash answers distinct samples in its own order.
@@ -169,7 +182,10 @@ fn hrandfield_samples_fields_of_the_hash() {
         let rep = bulks(c.cmd(&["HRANDFIELD", "h", "-8", "WITHVALUES"]).as_bytes());
         assert_eq!(rep.len(), 16);
         for p in rep.chunks(2) {
-            assert_eq!((p[0].as_bytes()[0] - b'a' + b'1') as char, p[1].chars().next().unwrap());
+            assert_eq!(
+                (p[0].as_bytes()[0] - b'a' + b'1') as char,
+                p[1].chars().next().unwrap()
+            );
         }
     }
     c.cmd(&["HELLO", "3"]);
@@ -200,10 +216,25 @@ fn big_lists_keep_order_through_mixed_operations() {
     let all = bulks(c.cmd(&["LRANGE", "l", "0", "-1"]).as_bytes());
     assert_eq!(all, model.iter().cloned().collect::<Vec<_>>());
     let tail = bulks(c.cmd(&["LRANGE", "l", "-600", "-1"]).as_bytes());
-    assert_eq!(tail, model.iter().skip(model.len() - 600).cloned().collect::<Vec<_>>());
+    assert_eq!(
+        tail,
+        model
+            .iter()
+            .skip(model.len() - 600)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
     c.cmd(&["LTRIM", "l", "100", "-100"]);
-    let trimmed: Vec<String> = model.iter().skip(100).take(model.len() - 199).cloned().collect();
-    assert_eq!(bulks(c.cmd(&["LRANGE", "l", "0", "-1"]).as_bytes()), trimmed);
+    let trimmed: Vec<String> = model
+        .iter()
+        .skip(100)
+        .take(model.len() - 199)
+        .cloned()
+        .collect();
+    assert_eq!(
+        bulks(c.cmd(&["LRANGE", "l", "0", "-1"]).as_bytes()),
+        trimmed
+    );
 }
 
 /// Pushes `n` records of `size` bytes round-robin into 10 lists, pipelined.
@@ -223,7 +254,11 @@ fn fill(addr: std::net::SocketAddr, n: usize, size: usize) {
     for i in 0..n {
         let key = format!("list{}", i % 10);
         buf.extend_from_slice(
-            format!("*3\r\n$5\r\nRPUSH\r\n${}\r\n{key}\r\n${size}\r\n", key.len()).as_bytes(),
+            format!(
+                "*3\r\n$5\r\nRPUSH\r\n${}\r\n{key}\r\n${size}\r\n",
+                key.len()
+            )
+            .as_bytes(),
         );
         buf.extend_from_slice(&rec);
         buf.extend_from_slice(b"\r\n");
@@ -252,15 +287,17 @@ fn records_take_no_more_memory_than_redis() {
     let Some(redis) = RedisServer::start(&[]) else {
         return;
     };
-    const N: usize = 200_000;
+    const N: usize = 1_000_000;
     let mut r = redis.client();
     let before = used_memory(&mut r);
     fill(redis.addr, N, 200);
     let redis_delta = used_memory(&mut r) - before;
 
+    let process = kura::memory::allocated();
     let k = Kura::start();
     std::thread::sleep(Duration::from_millis(200));
     let before = kura::memory::allocated();
+    eprintln!("kura baseline: {} bytes", before.saturating_sub(process));
     fill(k.addr, N, 200);
     let kura_delta = kura::memory::allocated().saturating_sub(before);
     eprintln!(
@@ -268,5 +305,8 @@ fn records_take_no_more_memory_than_redis() {
         redis_delta as f64 / N as f64,
         kura_delta as f64 / N as f64
     );
-    assert!(kura_delta <= redis_delta, "kura {kura_delta} > redis {redis_delta}");
+    assert!(
+        kura_delta <= redis_delta,
+        "kura {kura_delta} > redis {redis_delta}"
+    );
 }

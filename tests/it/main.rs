@@ -4,7 +4,7 @@
 
 mod support;
 
-mod diff;
-mod smoke;
 mod blocking;
+mod diff;
 mod lists;
+mod smoke;
