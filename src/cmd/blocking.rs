@@ -146,6 +146,37 @@ impl Blocked {
         Some(w)
     }
 
+    /// Withdraws `client_id`'s wait (CLIENT UNBLOCK). With `reply` the client receives it
+    /// (the `-UNBLOCKED …` error); without, it answers as on timeout. Returns whether the
+    /// client was blocked.
+    pub fn unblock_client(&mut self, client_id: u64, reply: Option<Reply>) -> bool {
+        let Some(id) = self
+            .waiters
+            .iter()
+            .find(|(_, w)| w.client_id == client_id)
+            .map(|(id, _)| *id)
+        else {
+            return false;
+        };
+        if let Some(w) = self.remove(id) {
+            // Dropping the sender makes the connection answer its timeout reply.
+            if let Some(r) = reply {
+                deliver(w, r);
+            }
+        }
+        true
+    }
+
+    /// Returns the keys of database `db` that clients wait on (SWAPDB and FLUSHDB-like
+    /// commands push them to `Ctx::ready` so waiters see the keys now present).
+    pub fn waiting_keys(&self, db: usize) -> Vec<Bytes> {
+        self.queues
+            .keys()
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
     /// Takes the next live waiter on `key`, oldest first; waiters whose connection is gone
     /// are dropped, so they never swallow an element.
     fn next_waiter(&mut self, db: usize, key: &Bytes) -> Option<Waiter> {
@@ -280,5 +311,62 @@ fn serve_one(
 fn deliver(w: Waiter, reply: Reply) {
     if w.tx.send(reply).is_err() {
         tracing::debug!(client = w.client_id, "blocked client gone before its reply");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(ks: &[&str]) -> Vec<Bytes> {
+        ks.iter()
+            .map(|k| Bytes::copy_from_slice(k.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn waiters_queue_per_key_and_withdraw_cleanly() {
+        let mut b = Blocked::default();
+        let (w1, _rx1) = b.block(7, 0, keys(&["a", "b", "a"]), BlockOp::Pop { left: true });
+        let (_w2, _rx2) = b.block(8, 0, keys(&["a"]), BlockOp::Pop { left: false });
+        assert_eq!(b.len(), 2);
+        assert!(b.has_waiters(0, b"a") && b.has_waiters(0, b"b"));
+        assert!(!b.has_waiters(1, b"a"));
+        let mut ks = b.waiting_keys(0);
+        ks.sort();
+        assert_eq!(ks, keys(&["a", "b"]));
+        // FIFO: client 7 first, listed once even though it named `a` twice.
+        let first = b
+            .next_waiter(0, &Bytes::from_static(b"a"))
+            .map(|w| w.client_id);
+        assert_eq!(first, Some(7));
+        assert!(b.remove(w1).is_none());
+        assert!(!b.has_waiters(0, b"b"));
+        assert!(b.is_blocked(8));
+        assert!(b.unblock_client(8, None));
+        assert!(!b.unblock_client(8, None));
+        assert!(b.is_empty());
+        assert!(b.waiting_keys(0).is_empty());
+    }
+
+    #[test]
+    fn closed_waiters_are_skipped() {
+        let mut b = Blocked::default();
+        let (_, rx) = b.block(1, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        let (_, _rx2) = b.block(2, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        drop(rx);
+        let next = b
+            .next_waiter(0, &Bytes::from_static(b"q"))
+            .map(|w| w.client_id);
+        assert_eq!(next, Some(2));
+    }
+
+    #[test]
+    fn unblock_with_a_reply_delivers_it() {
+        let mut b = Blocked::default();
+        let (_, mut rx) = b.block(3, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        let err = Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into());
+        assert!(b.unblock_client(3, Some(err.clone())));
+        assert_eq!(rx.try_recv().ok(), Some(err));
     }
 }

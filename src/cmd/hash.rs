@@ -365,25 +365,45 @@ fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         i += 2;
     }
-    // A listpack hash comes back whole with cursor 0, as Redis does; a hashtable is
-    // paged by position.
-    let (start, end, next) = if h.is_listpack() {
-        (0, h.len(), 0)
-    } else {
-        let start = (cursor as usize).min(h.len());
-        let end = start.saturating_add(count as usize).min(h.len());
-        (start, end, if end >= h.len() { 0 } else { end as u64 })
-    };
     let mut items = Vec::new();
-    for k in start..end {
-        let Some((f, v)) = h.get_index(k) else {
-            break;
-        };
+    let mut emit = |f: &Bytes, v: &Bytes| {
         if pattern.is_none_or(|p| glob::matches(p, f)) {
             items.push(Reply::Bulk(f.clone()));
             items.push(Reply::Bulk(v.clone()));
         }
-    }
+    };
+    let next = if h.is_listpack() {
+        // A listpack hash comes back whole with cursor 0, as Redis does.
+        for (f, v) in h.iter() {
+            emit(f, v);
+        }
+        0
+    } else {
+        // A hashtable is walked from its last position down, `count` fields per call: a
+        // removal moves the last field into the hole, and that field was already visited,
+        // so every field present for the whole scan is returned at least once. The cursor
+        // is the position bound plus one (0 starts a scan).
+        let mut bound = if cursor == 0 {
+            h.len()
+        } else {
+            usize::try_from(cursor - 1)
+                .unwrap_or(usize::MAX)
+                .min(h.len())
+        };
+        let mut seen = 0;
+        while bound > 0 && seen < count as usize {
+            bound -= 1;
+            if let Some((f, v)) = h.get_index(bound) {
+                emit(f, v);
+            }
+            seen += 1;
+        }
+        if bound > 0 {
+            bound as u64 + 1
+        } else {
+            0
+        }
+    };
     Ok(Reply::Array(vec![
         Reply::Bulk(Bytes::from(next.to_string())),
         Reply::Array(items),

@@ -647,6 +647,13 @@ impl List {
         let Some((ci, i)) = self.locate(index) else {
             return false;
         };
+        let c = &self.chunks[ci];
+        if c.len() > 1 && c.live_bytes() + entry_size(v.len()) > CHUNK_BYTES {
+            // A bigger element that would overfill the chunk goes through the splitting path.
+            self.remove(index);
+            self.insert(index, v);
+            return true;
+        }
         let old = Arc::make_mut(&mut self.chunks[ci]).set(i, v);
         self.bytes = self.bytes - old + v.len();
         true
@@ -971,6 +978,23 @@ mod tests {
         model_check(&l, &m);
         assert_eq!(l.remove_eq(b"x", usize::MAX, false), total - 17);
         assert_eq!(l.len(), 5000 - total);
+    }
+
+    #[test]
+    fn big_replacements_split_full_chunks() {
+        let mut l = List::new();
+        for i in 0..200 {
+            l.push_back(format!("{i:0100}").as_bytes());
+        }
+        let big = vec![b'z'; 40_000];
+        assert!(l.set(100, &big));
+        assert_eq!(l.get(100), Some(&big[..]));
+        assert_eq!(l.len(), 200);
+        assert!(l
+            .chunks()
+            .all(|c| c.len() == 1 || c.allocated() <= CHUNK_BYTES));
+        assert_eq!(l.get(99), Some(format!("{:0100}", 99).as_bytes()));
+        assert_eq!(l.get(101), Some(format!("{:0100}", 101).as_bytes()));
     }
 
     #[test]
