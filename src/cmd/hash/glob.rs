@@ -2,19 +2,26 @@
 //!
 //! A line-by-line port, quirks included: `[a-]` ranges, `\` escapes, an unterminated `[`
 //! and the early exit on repeated `*` that keeps pathological patterns linear-ish
-//! (CVE-2022-36021). Bytes past the pattern read as NUL, as Redis's sds strings do.
+//! (CVE-2022-36021). Bytes past the pattern read as NUL, as Redis's sds strings do. Nesting
+//! stops at 1000 stars (as Redis 7.2 does), so a hostile pattern cannot overflow the stack.
 
 /// Reports whether `string` matches `pattern` (case-sensitive).
 pub fn matches(pattern: &[u8], string: &[u8]) -> bool {
     let mut skip_longer = false;
-    match_impl(pattern, string, &mut skip_longer)
+    match_impl(pattern, string, &mut skip_longer, 0)
 }
 
 fn at(s: &[u8], i: usize) -> u8 {
     s.get(i).copied().unwrap_or(0)
 }
 
-fn match_impl(pattern: &[u8], string: &[u8], skip_longer: &mut bool) -> bool {
+/// Deepest `*` recursion allowed.
+const MAX_NESTING: usize = 1000;
+
+fn match_impl(pattern: &[u8], string: &[u8], skip_longer: &mut bool, nesting: usize) -> bool {
+    if nesting > MAX_NESTING {
+        return false;
+    }
     let (mut p, mut s) = (0usize, 0usize);
     let mut plen = pattern.len() as isize;
     let mut slen = string.len() as isize;
@@ -31,7 +38,7 @@ fn match_impl(pattern: &[u8], string: &[u8], skip_longer: &mut bool) -> bool {
                 while slen > 0 {
                     let rest = &pattern[(p + 1).min(pattern.len())..];
                     let rest = &rest[..((plen - 1).max(0) as usize).min(rest.len())];
-                    if match_impl(rest, &string[s..], skip_longer) {
+                    if match_impl(rest, &string[s..], skip_longer, nesting + 1) {
                         return true;
                     }
                     if *skip_longer {
@@ -163,5 +170,7 @@ mod tests {
         for (p, s) in no {
             assert!(!matches(p.as_bytes(), s.as_bytes()), "{p} !~ {s}");
         }
+        let hostile = "*a".repeat(100_000);
+        assert!(!matches(hostile.as_bytes(), "a".repeat(10).as_bytes()));
     }
 }
