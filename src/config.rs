@@ -222,7 +222,7 @@ impl Default for Config {
             logfile: String::new(),
             slowlog_log_slower_than: 10000,
             slowlog_max_len: 128,
-            hash_max_listpack_entries: 128,
+            hash_max_listpack_entries: 512,
             hash_max_listpack_value: 64,
             list_max_listpack_size: -2,
             forward: ForwardConfig::default(),

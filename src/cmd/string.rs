@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use super::args::{int, is, own};
 use super::exec::Ctx;
 use super::keys::{already_expired, invalid_expire, note_access};
-use super::ldouble::LongDouble;
+use super::ldouble::Ld;
 use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
 use super::table::CommandSpec;
@@ -675,16 +675,17 @@ fn decrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let cur = match ctx.lookup_write(key) {
-        None => LongDouble::ZERO,
+        None => Ld::from_i64(0),
         Some(e) => match &e.value {
-            Value::Str(s) => LongDouble::parse(s).ok_or(CmdError::NotFloat)?,
+            Value::Str(s) => Ld::parse(s).ok_or(CmdError::NotFloat)?,
             _ => return Err(CmdError::WrongType),
         },
     };
-    let by = LongDouble::parse(&argv[2]).ok_or(CmdError::NotFloat)?;
-    let sum = cur
-        .checked_add(by)
-        .ok_or_else(|| CmdError::err("increment would produce NaN or Infinity"))?;
+    let by = Ld::parse(&argv[2]).ok_or(CmdError::NotFloat)?;
+    let sum = cur.sum(by);
+    if sum.is_nan_or_inf() {
+        return Err(CmdError::err("increment would produce NaN or Infinity"));
+    }
     let val = Bytes::from(sum.to_human());
     store(ctx, key, val.clone(), StrRepr::NoInt, Ttl::Keep);
     ctx.add_dirty(1);

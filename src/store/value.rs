@@ -46,7 +46,7 @@ impl Value {
     pub fn approx_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.len(),
-            Value::List(l) => l.bytes() + 4 * l.len() + 64 * l.chunk_count(),
+            Value::List(l) => l.allocated() + 64,
             Value::Hash(h) => h.payload_bytes() + 80 * h.len(),
         }
     }

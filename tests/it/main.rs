@@ -11,4 +11,7 @@ mod lifecycle;
 mod protocol;
 mod pubsub;
 mod keys;
+mod blocking;
+mod diff;
+mod lists;
 mod smoke;
