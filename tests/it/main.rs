@@ -4,14 +4,13 @@
 
 mod support;
 
+mod blocking;
 mod clients;
 mod diff;
 mod dump;
+mod keys;
 mod lifecycle;
+mod lists;
 mod protocol;
 mod pubsub;
-mod keys;
-mod blocking;
-mod diff;
-mod lists;
 mod smoke;
