@@ -2,8 +2,14 @@
 //!
 //! Waiters queue per key in arrival order. After any command that pushed to a key with waiters,
 //! [`serve_ready`] runs — still under the engine lock — and serves them FIFO, exactly as Redis's
-//! `handleClientsBlockedOnKeys`: the pop happens on the waiter's behalf, is propagated as the
-//! equivalent non-blocking command, and the reply is handed to the waiter's connection.
+//! `handleClientsBlockedOnKeys` / `serveClientsBlockedOnListKey` (`blocked.c`, `t_list.c`
+//! 7.0): the pop happens on the waiter's behalf, is propagated as the equivalent
+//! non-blocking command (`LPOP`/`RPOP key`, `LPOP key count` for BLMPOP, `LMOVE` or
+//! `RPOPLPUSH`), and the reply is handed to the waiter's connection.
+//!
+//! Keys that become ready inside MULTI/EXEC are served only once the transaction is over
+//! (Redis runs `handleClientsBlockedOnKeys` after the whole EXEC), so a transaction that
+//! pushes and pops the same list leaves blocked clients untouched.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -11,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::exec::EngineState;
+use super::list::{move_element, pop_many, side_name};
 use super::reply::{CmdError, Reply};
 use crate::state::ServerState;
 use crate::store::{List, Value};
@@ -31,6 +38,8 @@ pub enum BlockOp {
         from_left: bool,
         /// Push at the destination's head.
         to_left: bool,
+        /// Sent as BRPOPLPUSH: propagated as `RPOPLPUSH src dst` rather than `LMOVE`.
+        rpoplpush: bool,
     },
     /// BLMPOP: reply `[key, [elements…]]`.
     MPop {
@@ -61,6 +70,8 @@ pub struct Blocked {
     next_id: u64,
     queues: HashMap<(usize, Bytes), VecDeque<u64>>,
     waiters: HashMap<u64, Waiter>,
+    /// Keys signalled inside a transaction, served when it ends.
+    pending: Vec<(usize, Bytes)>,
 }
 
 impl Blocked {
@@ -79,6 +90,16 @@ impl Blocked {
         !self.waiters.is_empty() && self.queues.contains_key(&(db, Bytes::copy_from_slice(key)))
     }
 
+    /// Reports whether keys signalled inside a transaction still wait to be served.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Reports whether the client `client_id` is blocked (CLIENT LIST flag `b`).
+    pub fn is_blocked(&self, client_id: u64) -> bool {
+        self.waiters.values().any(|w| w.client_id == client_id)
+    }
+
     /// Blocks a client on `keys`; returns its waiter id and where its reply will arrive.
     pub fn block(
         &mut self,
@@ -91,10 +112,11 @@ impl Blocked {
         let id = self.next_id;
         let (tx, rx) = oneshot::channel();
         for k in &keys {
-            self.queues
-                .entry((db, k.clone()))
-                .or_default()
-                .push_back(id);
+            let q = self.queues.entry((db, k.clone())).or_default();
+            // BLPOP k k 0 waits once on k.
+            if q.back() != Some(&id) {
+                q.push_back(id);
+            }
         }
         self.waiters.insert(
             id,
@@ -124,10 +146,42 @@ impl Blocked {
         Some(w)
     }
 
-    /// Takes the next live waiter on `key`, oldest first.
+    /// Withdraws `client_id`'s wait (CLIENT UNBLOCK). With `reply` the client receives it
+    /// (the `-UNBLOCKED …` error); without, it answers as on timeout. Returns whether the
+    /// client was blocked.
+    pub fn unblock_client(&mut self, client_id: u64, reply: Option<Reply>) -> bool {
+        let Some(id) = self
+            .waiters
+            .iter()
+            .find(|(_, w)| w.client_id == client_id)
+            .map(|(id, _)| *id)
+        else {
+            return false;
+        };
+        if let Some(w) = self.remove(id) {
+            // Dropping the sender makes the connection answer its timeout reply.
+            if let Some(r) = reply {
+                deliver(w, r);
+            }
+        }
+        true
+    }
+
+    /// Returns the keys of database `db` that clients wait on (SWAPDB and FLUSHDB-like
+    /// commands push them to `Ctx::ready` so waiters see the keys now present).
+    pub fn waiting_keys(&self, db: usize) -> Vec<Bytes> {
+        self.queues
+            .keys()
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
+    /// Takes the next live waiter on `key`, oldest first; waiters whose connection is gone
+    /// are dropped, so they never swallow an element.
     fn next_waiter(&mut self, db: usize, key: &Bytes) -> Option<Waiter> {
         loop {
-            let id = self.queues.get_mut(&(db, key.clone()))?.front().copied()?;
+            let id = self.queues.get(&(db, key.clone()))?.front().copied()?;
             match self.remove(id) {
                 Some(w) if !w.tx.is_closed() => return Some(w),
                 _ => continue,
@@ -136,146 +190,183 @@ impl Blocked {
     }
 }
 
-fn list_at<'a>(st: &'a mut EngineState, db: usize, key: &[u8], now: i64) -> Option<&'a mut List> {
-    let dbv = &mut st.ks.dbs[db];
-    let e = dbv.get_mut(key)?;
+/// Returns the list at `key` when it is live and holds elements.
+fn ready_list<'a>(st: &'a EngineState, db: usize, key: &[u8], now: i64) -> Option<&'a List> {
+    let e = st.ks.dbs[db].get(key)?;
     if e.expire_at.is_some_and(|at| at <= now) {
         return None;
     }
-    match &mut e.value {
-        Value::List(l) if !l.is_empty() => Some(std::sync::Arc::make_mut(l)),
+    match &e.value {
+        Value::List(l) if !l.is_empty() => Some(l),
         _ => None,
     }
-}
-
-fn remove_if_empty(st: &mut EngineState, db: usize, key: &[u8]) {
-    let empty = matches!(st.ks.dbs[db].get(key), Some(e) if matches!(&e.value, Value::List(l) if l.is_empty()));
-    if empty {
-        st.ks.dbs[db].remove(key);
-    }
-}
-
-fn side(left: bool) -> Bytes {
-    Bytes::from_static(if left { b"LEFT" } else { b"RIGHT" })
 }
 
 /// Serves clients blocked on the keys that just received elements, FIFO per key.
 pub fn serve_ready(_srv: &ServerState, st: &mut EngineState, ready: Vec<(usize, Bytes)>, now: i64) {
-    let mut ready: VecDeque<(usize, Bytes)> = ready.into();
-    while let Some((db, key)) = ready.pop_front() {
-        while list_at(st, db, &key, now).is_some() {
+    if st.stream.in_transaction() {
+        st.blocked.pending.extend(ready);
+        return;
+    }
+    let mut queue: VecDeque<(usize, Bytes)> = std::mem::take(&mut st.blocked.pending).into();
+    queue.extend(ready);
+    while let Some((db, key)) = queue.pop_front() {
+        while ready_list(st, db, &key, now).is_some() {
             let Some(w) = st.blocked.next_waiter(db, &key) else {
                 break;
             };
-            let (reply, propagate) = match &w.op {
-                BlockOp::Pop { left } => {
-                    let Some(l) = list_at(st, db, &key, now) else {
-                        break;
-                    };
-                    let v = if *left { l.pop_front() } else { l.pop_back() };
-                    let Some(v) = v else { break };
-                    let cmd = if *left { "LPOP" } else { "RPOP" };
-                    (
-                        Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(v)]),
-                        vec![Bytes::from_static(cmd.as_bytes()), key.clone()],
-                    )
-                }
-                BlockOp::MPop { left, count } => {
-                    let Some(l) = list_at(st, db, &key, now) else {
-                        break;
-                    };
-                    let mut vals = Vec::new();
-                    while vals.len() < *count {
-                        match if *left { l.pop_front() } else { l.pop_back() } {
-                            Some(v) => vals.push(Reply::Bulk(v)),
-                            None => break,
-                        }
-                    }
-                    let cmd = if *left { "LPOP" } else { "RPOP" };
-                    let n = vals.len().to_string();
-                    (
-                        Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Array(vals)]),
-                        vec![
-                            Bytes::from_static(cmd.as_bytes()),
-                            key.clone(),
-                            Bytes::from(n),
-                        ],
-                    )
-                }
-                BlockOp::Move {
-                    dst,
-                    from_left,
-                    to_left,
-                } => {
-                    let dst_ok = match st.ks.dbs[db].get(dst) {
-                        None => true,
-                        Some(e) => {
-                            e.expire_at.is_some_and(|at| at <= now)
-                                || matches!(e.value, Value::List(_))
-                        }
-                    };
-                    if !dst_ok {
-                        let _ = w.tx.send(CmdError::WrongType.into());
-                        continue;
-                    }
-                    let Some(l) = list_at(st, db, &key, now) else {
-                        break;
-                    };
-                    let v = if *from_left {
-                        l.pop_front()
-                    } else {
-                        l.pop_back()
-                    };
-                    let Some(v) = v else { break };
-                    remove_if_empty(st, db, &key);
-                    let dbv = &mut st.ks.dbs[db];
-                    let expired = dbv
-                        .get(dst)
-                        .is_some_and(|e| e.expire_at.is_some_and(|at| at <= now));
-                    if expired {
-                        dbv.remove(dst);
-                    }
-                    if dbv.get(dst).is_none() {
-                        dbv.insert(
-                            dst.clone(),
-                            crate::store::Entry::new(Value::List(Default::default()), now),
-                        );
-                    }
-                    if let Some(dl) = list_at_any(st, db, dst) {
-                        if *to_left {
-                            dl.push_front(&v);
-                        } else {
-                            dl.push_back(&v);
-                        }
-                    }
-                    st.touch(db, dst);
-                    if st.blocked.has_waiters(db, dst) {
-                        ready.push_back((db, dst.clone()));
-                    }
-                    (
-                        Reply::Bulk(v),
-                        vec![
-                            Bytes::from_static(b"LMOVE"),
-                            key.clone(),
-                            dst.clone(),
-                            side(*from_left),
-                            side(*to_left),
-                        ],
-                    )
-                }
-            };
-            remove_if_empty(st, db, &key);
-            st.touch(db, &key);
-            st.dirty += 1;
-            st.stream.append(db, &propagate);
-            let _ = w.tx.send(reply);
+            serve_one(st, db, &key, w, now, &mut queue);
         }
     }
 }
 
-fn list_at_any<'a>(st: &'a mut EngineState, db: usize, key: &[u8]) -> Option<&'a mut List> {
-    match &mut st.ks.dbs[db].get_mut(key)?.value {
-        Value::List(l) => Some(std::sync::Arc::make_mut(l)),
-        _ => None,
+/// Runs one waiter's operation against `key`, which holds elements.
+fn serve_one(
+    st: &mut EngineState,
+    db: usize,
+    key: &Bytes,
+    w: Waiter,
+    now: i64,
+    queue: &mut VecDeque<(usize, Bytes)>,
+) {
+    let (reply, propagate) = match &w.op {
+        BlockOp::Pop { left } => {
+            let vals = pop_many(&mut st.ks.dbs[db], key, *left, 1);
+            let Some(v) = vals.into_iter().next() else {
+                return;
+            };
+            let cmd: &'static [u8] = if *left { b"LPOP" } else { b"RPOP" };
+            (
+                Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(v)]),
+                vec![Bytes::from_static(cmd), key.clone()],
+            )
+        }
+        BlockOp::MPop { left, count } => {
+            let vals = pop_many(&mut st.ks.dbs[db], key, *left, *count);
+            let cmd: &'static [u8] = if *left { b"LPOP" } else { b"RPOP" };
+            let n = Bytes::from(vals.len().to_string());
+            (
+                Reply::Array(vec![
+                    Reply::Bulk(key.clone()),
+                    Reply::Array(vals.into_iter().map(Reply::Bulk).collect()),
+                ]),
+                vec![Bytes::from_static(cmd), key.clone(), n],
+            )
+        }
+        BlockOp::Move {
+            dst,
+            from_left,
+            to_left,
+            rpoplpush,
+        } => {
+            // An expired destination is deleted first, as `lookupKeyWrite` would.
+            let dst_expired = st.ks.dbs[db]
+                .get(dst)
+                .is_some_and(|e| e.expire_at.is_some_and(|at| at <= now));
+            if dst_expired && dst != key {
+                st.ks.dbs[db].remove(dst);
+                st.stats.expired_keys += 1;
+                st.stream
+                    .append(db, &[Bytes::from_static(b"DEL"), dst.clone()]);
+            }
+            let dst_ok = st.ks.dbs[db]
+                .get(dst)
+                .is_none_or(|e| matches!(e.value, Value::List(_)));
+            if !dst_ok {
+                // The waiter gets WRONGTYPE and is unblocked; the source keeps its element.
+                deliver(w, CmdError::WrongType.into());
+                return;
+            }
+            let Some(v) = move_element(&mut st.ks.dbs[db], key, dst, *from_left, *to_left, now)
+            else {
+                return;
+            };
+            st.touch(db, dst);
+            if st.blocked.has_waiters(db, dst) {
+                queue.push_back((db, dst.clone()));
+            }
+            let argv = if *rpoplpush {
+                vec![Bytes::from_static(b"RPOPLPUSH"), key.clone(), dst.clone()]
+            } else {
+                vec![
+                    Bytes::from_static(b"LMOVE"),
+                    key.clone(),
+                    dst.clone(),
+                    side_name(*from_left),
+                    side_name(*to_left),
+                ]
+            };
+            (Reply::Bulk(v), argv)
+        }
+    };
+    st.touch(db, key);
+    st.dirty += 1;
+    st.stream.append(db, &propagate);
+    deliver(w, reply);
+}
+
+/// Hands a reply to a waiter's connection. A connection that vanished in between (its
+/// task dropped without withdrawing, as at shutdown) loses the reply, as Redis loses a
+/// reply to a client whose socket just closed.
+fn deliver(w: Waiter, reply: Reply) {
+    if w.tx.send(reply).is_err() {
+        tracing::debug!(client = w.client_id, "blocked client gone before its reply");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(ks: &[&str]) -> Vec<Bytes> {
+        ks.iter()
+            .map(|k| Bytes::copy_from_slice(k.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn waiters_queue_per_key_and_withdraw_cleanly() {
+        let mut b = Blocked::default();
+        let (w1, _rx1) = b.block(7, 0, keys(&["a", "b", "a"]), BlockOp::Pop { left: true });
+        let (_w2, _rx2) = b.block(8, 0, keys(&["a"]), BlockOp::Pop { left: false });
+        assert_eq!(b.len(), 2);
+        assert!(b.has_waiters(0, b"a") && b.has_waiters(0, b"b"));
+        assert!(!b.has_waiters(1, b"a"));
+        let mut ks = b.waiting_keys(0);
+        ks.sort();
+        assert_eq!(ks, keys(&["a", "b"]));
+        // FIFO: client 7 first, listed once even though it named `a` twice.
+        let first = b
+            .next_waiter(0, &Bytes::from_static(b"a"))
+            .map(|w| w.client_id);
+        assert_eq!(first, Some(7));
+        assert!(b.remove(w1).is_none());
+        assert!(!b.has_waiters(0, b"b"));
+        assert!(b.is_blocked(8));
+        assert!(b.unblock_client(8, None));
+        assert!(!b.unblock_client(8, None));
+        assert!(b.is_empty());
+        assert!(b.waiting_keys(0).is_empty());
+    }
+
+    #[test]
+    fn closed_waiters_are_skipped() {
+        let mut b = Blocked::default();
+        let (_, rx) = b.block(1, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        let (_, _rx2) = b.block(2, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        drop(rx);
+        let next = b
+            .next_waiter(0, &Bytes::from_static(b"q"))
+            .map(|w| w.client_id);
+        assert_eq!(next, Some(2));
+    }
+
+    #[test]
+    fn unblock_with_a_reply_delivers_it() {
+        let mut b = Blocked::default();
+        let (_, mut rx) = b.block(3, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        let err = Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into());
+        assert!(b.unblock_client(3, Some(err.clone())));
+        assert_eq!(rx.try_recv().ok(), Some(err));
     }
 }

@@ -443,7 +443,8 @@ pub fn run_locked(
             None => st.stream.append(db, &argv),
         }
     }
-    if !ready.is_empty() {
+    // Keys signalled inside an EXEC wait in `pending` until the EXEC itself completes.
+    if !ready.is_empty() || st.blocked.has_pending() {
         super::blocking::serve_ready(srv, st, ready, now);
     }
     let usec = start.elapsed().as_micros() as u64;

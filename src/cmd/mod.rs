@@ -9,6 +9,7 @@ pub mod dump;
 pub mod exec;
 pub mod hash;
 pub mod keys;
+pub mod ldouble;
 pub mod list;
 pub mod monitor;
 pub mod pubsub;

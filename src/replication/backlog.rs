@@ -104,6 +104,11 @@ impl WriteStream {
         self.txn = Some(Vec::new());
     }
 
+    /// Reports whether an EXEC is holding appends back (blocked clients are served after it).
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
     /// Appends the held-back commands, wrapped in MULTI/EXEC when there are several, so
     /// replicas and the AOF apply a transaction atomically (Redis 7.0 `execCommand`).
     pub fn end_transaction(&mut self) {

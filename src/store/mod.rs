@@ -8,4 +8,4 @@ pub mod value;
 pub use hash::Hash;
 pub use keyspace::{Db, Keyspace, Snapshot};
 pub use list::List;
-pub use value::{Entry, Value};
+pub use value::{Entry, StrRepr, Value};

@@ -36,13 +36,8 @@ impl Value {
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Str(s) => string_encoding(s),
-            Value::List(l) => {
-                if l.chunk_count() <= 1 && l.bytes() <= super::list::CHUNK_BYTES && l.len() <= 128 {
-                    "listpack"
-                } else {
-                    "quicklist"
-                }
-            }
+            // Redis 7.0 always holds lists as a quicklist (listpack lists came with 7.2).
+            Value::List(_) => "quicklist",
             Value::Hash(h) => h.encoding(),
         }
     }
@@ -51,7 +46,7 @@ impl Value {
     pub fn approx_bytes(&self) -> usize {
         match self {
             Value::Str(s) => s.len(),
-            Value::List(l) => l.bytes() + 4 * l.len() + 64 * l.chunk_count(),
+            Value::List(l) => l.allocated() + 64,
             Value::Hash(h) => h.payload_bytes() + 80 * h.len(),
         }
     }
@@ -77,6 +72,24 @@ pub struct Entry {
     pub expire_at: Option<i64>,
     /// Last access, in unix seconds (for `OBJECT IDLETIME`).
     pub access: u32,
+    /// How a string value is held, when that differs from what its bytes imply.
+    pub repr: StrRepr,
+}
+
+/// How a string value is held (Redis's `robj.encoding` and sharing), for the few writes whose
+/// result is not what `tryObjectEncoding` would pick from the bytes (`t_string.c`, `object.c`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StrRepr {
+    /// As `tryObjectEncoding` picks from the content: `int`, `embstr` or `raw`; integers
+    /// 0..9999 are the shared objects (refcount `INT_MAX`).
+    #[default]
+    Auto,
+    /// Always `raw`: APPEND and SETRANGE leave an unshared sds.
+    Raw,
+    /// `embstr` or `raw` by length, never `int`: INCRBYFLOAT's `createStringObject`.
+    NoInt,
+    /// Like `Auto`, but never the shared integer: COPY's `dupStringObject`.
+    Unshared,
 }
 
 impl Entry {
@@ -86,6 +99,31 @@ impl Entry {
             value,
             expire_at: None,
             access: (now_ms / 1000) as u32,
+            repr: StrRepr::Auto,
+        }
+    }
+
+    /// Returns the encoding `OBJECT ENCODING` answers, as Redis 7.0 would.
+    pub fn encoding(&self) -> &'static str {
+        match (&self.value, self.repr) {
+            (Value::Str(_), StrRepr::Raw) => "raw",
+            (Value::Str(s), StrRepr::NoInt) if s.len() <= 44 => "embstr",
+            (Value::Str(_), StrRepr::NoInt) => "raw",
+            (v, _) => v.encoding(),
+        }
+    }
+
+    /// Returns the count `OBJECT REFCOUNT` answers: `INT_MAX` for the shared integers 0..9999
+    /// (`OBJ_SHARED_INTEGERS`, kura never evicts so they are always shared), else 1.
+    pub fn refcount(&self) -> i64 {
+        match (&self.value, self.repr) {
+            (Value::Str(s), StrRepr::Auto) if s.len() <= 4 => {
+                match crate::resp::decode::parse_i64(s) {
+                    Some(n) if (0..10_000).contains(&n) => i32::MAX as i64,
+                    _ => 1,
+                }
+            }
+            _ => 1,
         }
     }
 }

@@ -133,7 +133,7 @@ fn redis_cli_pipe_of_a_million_commands() {
     assert_eq!(c.cmd(&["GET", "key:999998"]), "$12\r\nvalue-999998\r\n");
     assert_eq!(
         c.cmd(&["LINDEX", "list:9", "-1"]),
-        "$10\r\n{\"n\":999999}\r\n"
+        "$12\r\n{\"n\":999999}\r\n"
     );
 }
 

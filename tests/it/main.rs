@@ -4,10 +4,13 @@
 
 mod support;
 
+mod blocking;
 mod clients;
 mod diff;
 mod dump;
+mod keys;
 mod lifecycle;
+mod lists;
 mod protocol;
 mod pubsub;
 mod server;

@@ -268,7 +268,14 @@ impl Raw {
     pub fn is_closed(&mut self, wait: Duration) -> bool {
         self.stream.set_read_timeout(Some(wait)).expect("timeout");
         let mut b = [0u8; 1];
-        let closed = matches!(self.reader.read(&mut b), Ok(0) | Err(_));
+        // A timeout means the connection is still open (and silent); data means open too.
+        let closed = match self.reader.read(&mut b) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
         self.stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");

@@ -474,9 +474,10 @@ mod tests {
             hash_items(&read_value(&p).unwrap().0),
             vec![(b"f".to_vec(), b"v".to_vec())]
         );
-        let mut p = vec![types::HASH, 0x40, 200];
-        for i in 0..200 {
-            p.extend_from_slice(&rdb_str(format!("f{}", i % 150).as_bytes()));
+        // 600 entries: above hash-max-listpack-entries (512), so loaded as a table.
+        let mut p = vec![types::HASH, 0x42, 0x58];
+        for i in 0..600 {
+            p.extend_from_slice(&rdb_str(format!("f{}", i % 550).as_bytes()));
             p.extend_from_slice(&rdb_str(b"v"));
         }
         assert_eq!(read_value(&p).unwrap_err(), RdbError::DuplicateField);
@@ -514,13 +515,13 @@ mod tests {
             _ => panic!(),
         }
         // A type-4 hash above the listpack limits comes back as a hashtable.
-        let mut p = vec![types::HASH, 0x40, 200];
-        for i in 0..200 {
+        let mut p = vec![types::HASH, 0x42, 0x58];
+        for i in 0..600 {
             p.extend_from_slice(&rdb_str(format!("f{i}").as_bytes()));
             p.extend_from_slice(&rdb_str(b"v"));
         }
         match read_value(&p).unwrap().0 {
-            Value::Hash(h) => assert!(!h.is_listpack() && h.len() == 200),
+            Value::Hash(h) => assert!(!h.is_listpack() && h.len() == 600),
             _ => panic!(),
         }
     }
