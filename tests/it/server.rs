@@ -399,6 +399,55 @@ fn a_id(c: &mut Raw, name: &str) -> u64 {
         .expect("a numeric id")
 }
 
+/// Runs CLIENT UNBLOCK on a client blocked in BLPOP; returns what both clients saw.
+fn unblock_scenario(addr: std::net::SocketAddr) -> Vec<String> {
+    let mut a = Raw::connect(addr);
+    let mut b = Raw::connect(addr);
+    let id = a.cmd(&["CLIENT", "ID"]);
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    let mut seen = Vec::new();
+    for reason in ["TIMEOUT", "ERROR"] {
+        a.send(&[b"BLPOP", b"unblock:nothing", b"0"]);
+        // Wait until the server lists the client as blocked.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let list = payload(&b.cmd(&["CLIENT", "LIST", "ID", &id]));
+            if list.contains(" flags=b ") {
+                seen.push("listed as blocked, cmd=blpop".to_string());
+                assert!(list.contains(" cmd=blpop "), "{list}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "never blocked: {list}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        seen.push(b.cmd(&["CLIENT", "UNBLOCK", &id, reason]));
+        seen.push(String::from_utf8_lossy(&a.read_reply()).into_owned());
+    }
+    seen.push(b.cmd(&["CLIENT", "UNBLOCK", &id]));
+    seen
+}
+
+#[test]
+fn client_unblock_like_redis() {
+    let kura = Kura::start();
+    let got = unblock_scenario(kura.addr);
+    assert_eq!(
+        got,
+        [
+            "listed as blocked, cmd=blpop",
+            ":1\r\n",
+            "*-1\r\n",
+            "listed as blocked, cmd=blpop",
+            ":1\r\n",
+            "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n",
+            ":0\r\n",
+        ]
+    );
+    if let Some(redis) = RedisServer::start(&[]) {
+        assert_eq!(unblock_scenario(redis.addr), got);
+    }
+}
+
 #[test]
 fn client_reply_off_and_skip() {
     let kura = Kura::start();

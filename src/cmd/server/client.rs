@@ -29,6 +29,7 @@ pub const SUBS: &[&str] = &[
     "client|setinfo",
     "client|setname",
     "client|trackinginfo",
+    "client|unblock",
 ];
 
 const HELP: &[&str] = &[
@@ -128,8 +129,9 @@ fn subscriptions(c: &ClientInfo) -> usize {
 const FLAG_ORDER: &str = "OSMPxbtRBdcuAUre";
 
 /// Returns the `flags=` field: the letters other modules set, plus what kura can see here
-/// (Pub/Sub subscriptions, an open MULTI), in Redis's order; `N` when there is none.
-fn flags_of(c: &ClientInfo) -> String {
+/// (Pub/Sub subscriptions, an open MULTI, a blocked command), in Redis's order; `N` when
+/// there is none.
+fn flags_of(c: &ClientInfo, blocked: bool) -> String {
     let mut f: Vec<char> = c
         .flags
         .lock()
@@ -141,6 +143,9 @@ fn flags_of(c: &ClientInfo) -> String {
     if c.multi.load(Ordering::Relaxed) >= 0 && !f.contains(&'x') {
         f.push('x');
     }
+    if blocked && !f.contains(&'b') {
+        f.push('b');
+    }
     f.sort_by_key(|ch| FLAG_ORDER.find(*ch).unwrap_or(FLAG_ORDER.len()));
     f.dedup();
     if f.is_empty() {
@@ -151,7 +156,7 @@ fn flags_of(c: &ClientInfo) -> String {
 }
 
 /// Formats one client as a `CLIENT LIST` line (without the newline), Redis 7.0's fields.
-pub fn info_line(c: &ClientInfo, now_ms: i64) -> String {
+pub fn info_line(c: &ClientInfo, now_ms: i64, blocked: bool) -> String {
     let name = c.name.lock().map(|n| n.clone()).unwrap_or_default();
     let cmd = c
         .last_cmd
@@ -171,7 +176,7 @@ pub fn info_line(c: &ClientInfo, now_ms: i64) -> String {
         name,
         c.created.elapsed().as_secs(),
         idle,
-        flags_of(c),
+        flags_of(c, blocked),
         c.db.load(Ordering::Relaxed),
         c.sub.load(Ordering::Relaxed),
         c.psub.load(Ordering::Relaxed),
@@ -227,7 +232,7 @@ pub fn client_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         "setinfo" => setinfo(ctx, argv),
         "info" => {
             let line = match &ctx.sess.info {
-                Some(i) => info_line(i, ctx.now),
+                Some(i) => info_line(i, ctx.now, false),
                 None => String::new(),
             };
             Ok(Reply::Verbatim(format!("{line}\n")))
@@ -260,6 +265,29 @@ pub fn client_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         // Redis 7.2's CLIENT NO-TOUCH: kura keeps no access times that reads would update.
         "no-touch" => on_off(&argv[2]).map(|_| Reply::Ok),
         "getredir" => Ok(Reply::Int(-1)),
+        "unblock" => {
+            if argv.len() > 4 {
+                return Err(CmdError::err(format!(
+                    "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                    text(&argv[1])
+                )));
+            }
+            let error = match argv.get(3) {
+                None => false,
+                Some(r) if is(r, "timeout") => false,
+                Some(r) if is(r, "error") => true,
+                Some(_) => {
+                    return Err(CmdError::err(
+                        "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                    ))
+                }
+            };
+            let id = int(&argv[2])?;
+            let reply =
+                error.then(|| Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into()));
+            let done = id > 0 && ctx.st.blocked.unblock_client(id as u64, reply);
+            Ok(Reply::Int(i64::from(done)))
+        }
         "trackinginfo" => Ok(Reply::Map(vec![
             (Reply::bulk("flags"), Reply::Set(vec![Reply::bulk("off")])),
             (Reply::bulk("redirect"), Reply::Int(-1)),
@@ -324,7 +352,7 @@ fn list(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     };
     let mut s = String::new();
     for c in &chosen {
-        s.push_str(&info_line(c, ctx.now));
+        s.push_str(&info_line(c, ctx.now, ctx.st.blocked.is_blocked(c.id)));
         s.push('\n');
     }
     Ok(Reply::Verbatim(s))
