@@ -113,11 +113,14 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    /// Returns the next line without its line end (LF, or CRLF should a checkout convert
+    /// the file).
     fn line(&mut self) -> Option<&[u8]> {
         let rest = &self.data[self.pos..];
         let end = rest.iter().position(|b| *b == b'\n')?;
         self.pos += end + 1;
-        Some(&rest[..end])
+        let line = &rest[..end];
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
     }
 
     fn parse(&mut self) -> Option<Reply> {
@@ -131,7 +134,11 @@ impl Parser<'_> {
             b'$' => {
                 let n: usize = text.parse().ok()?;
                 let data = self.data.get(self.pos..self.pos + n)?;
-                self.pos += n + 1;
+                self.pos += n;
+                if self.data.get(self.pos) == Some(&b'\r') {
+                    self.pos += 1;
+                }
+                self.pos += 1;
                 Reply::Bulk(Bytes::copy_from_slice(data))
             }
             b'*' | b'~' => {
@@ -160,7 +167,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn crlf_line_ends_parse_too() {
+        let mut p = Parser {
+            data: b"*2\r\n$3\r\na\nb\r\n:5\r\n",
+            pos: 0,
+        };
+        assert_eq!(
+            p.parse(),
+            Some(Reply::Array(vec![Reply::bulk("a\nb"), Reply::Int(5)]))
+        );
+    }
+
+    #[test]
     fn the_data_file_parses_completely() {
+        let mut p = Parser { data: DATA, pos: 0 };
+        while p.pos < DATA.len() {
+            assert!(p.parse().is_some(), "parse error near byte {}", p.pos);
+        }
         let m = all();
         assert!(m.len() > 150, "only {} entries", m.len());
         let get = get("get").expect("get");
