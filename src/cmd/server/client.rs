@@ -83,6 +83,8 @@ const HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
+// ---- CLIENT LIST LINES ----
+
 /// A client's type, as CLIENT LIST TYPE and CLIENT KILL TYPE select it (`getClientType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Type {
@@ -188,6 +190,8 @@ pub fn info_line(c: &ClientInfo, now_ms: i64, blocked: bool) -> String {
         c.resp.load(Ordering::Relaxed),
     )
 }
+
+// ---- SUBCOMMANDS ----
 
 /// `CLIENT <subcommand> ...`.
 pub fn client_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
