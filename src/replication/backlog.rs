@@ -73,6 +73,8 @@ impl WriteStream {
 
     /// Subscribes to the end offset, for tasks that tail the stream.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
+        // Appends skip the update while nobody listens: bring the value current first.
+        self.end_tx.send_replace(self.offset);
         self.end_tx.subscribe()
     }
 
@@ -141,7 +143,10 @@ impl WriteStream {
             self.window.extend(bytes);
             self.trim();
         }
-        self.end_tx.send_replace(self.offset);
+        // Waking subscribers is costly on the hot path: only when someone tails the stream.
+        if self.end_tx.receiver_count() > 0 {
+            self.end_tx.send_replace(self.offset);
+        }
     }
 
     /// Forgets the selected database, so the next append starts with `SELECT`.

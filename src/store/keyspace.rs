@@ -18,9 +18,11 @@ pub const SHARDS: usize = 128;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 
 /// One shard of a database.
-pub type Shard = IndexMap<Bytes, Entry>;
+/// Keys hash with aHash: randomly keyed per process (flooding-resistant, like Redis's
+/// SipHash) and several times faster on short keys.
+pub type Shard = IndexMap<Bytes, Entry, ahash::RandomState>;
 
-/// Picks a key's shard (FNV-1a; the shard maps themselves use SipHash against flooding).
+/// Picks a key's shard (FNV-1a; the shard maps themselves use a keyed hash against flooding).
 fn shard_of(key: &[u8]) -> usize {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in key {
@@ -42,7 +44,7 @@ pub struct Db {
 impl Default for Db {
     fn default() -> Self {
         Db {
-            shards: (0..SHARDS).map(|_| Arc::new(Shard::new())).collect(),
+            shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
             len: 0,
             expires: IndexSet::new(),
         }
