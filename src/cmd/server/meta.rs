@@ -1,6 +1,6 @@
 //! Redis 7.0.15's own command metadata: what `COMMAND INFO` and `COMMAND DOCS` say about each
 //! command (ACL categories, tips, key specs, summaries, arguments), captured from a real server
-//! by `tools/gen_command_meta.py` into `commands.resp3`.
+//! by `src/cmd/server/gen_command_meta.py` into `commands.resp3`.
 //!
 //! The file is a RESP3 stream with LF line ends: one `[name, info entry, docs entry]` array
 //! per top-level command. It is parsed once, lazily, into [`Reply`] trees whose maps and sets

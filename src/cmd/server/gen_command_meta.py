@@ -6,7 +6,7 @@ categories, tips, key specs, summaries, arguments) for every command it implemen
 captures that metadata from a real server, in RESP3 so that maps and sets keep their types:
 
     redis-server --port 23456 --save '' &
-    python3 tools/gen_command_meta.py 23456 > src/cmd/server/commands.resp3
+    python3 src/cmd/server/gen_command_meta.py 23456 > src/cmd/server/commands.resp3
 
 The output is a RESP3 stream with LF line ends (readable, diffable): one 3-element array per
 top-level command, sorted by name: [name, COMMAND INFO entry, COMMAND DOCS entry]. Command
