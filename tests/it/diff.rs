@@ -8,12 +8,13 @@
 //!
 //! A line may start with a directive:
 //! - `?sorted CMD …`  the reply is an array; elements are compared as a multiset
-//!                    (hash tables and SCAN return elements in an unspecified order);
+//!   (hash tables and SCAN return elements in an unspecified order);
 //! - `?type CMD …`    only the reply's type byte is compared (values that differ by nature);
 //! - `?any CMD …`     the command runs on both, the reply is not compared;
 //! - `?approx N CMD …` integer replies may differ by up to N (TTLs);
 //! - `?resp2 CMD …` / `?resp3 CMD …` the line runs only in that pass.
 //! - `@sleep MS`      pauses (expiry).
+//!
 //! Lines starting with `#` and blank lines are ignored.
 //!
 //! `DIFF_SCRIPT=name cargo test --test it diff` runs only `tests/diff/name.redis`.
@@ -197,7 +198,7 @@ fn differential_scripts() {
         .filter(|p| p.extension().is_some_and(|e| e == "redis"))
         .filter(|p| {
             only.as_ref()
-                .map_or(true, |o| p.file_stem().is_some_and(|s| s == o.as_str()))
+                .is_none_or(|o| p.file_stem().is_some_and(|s| s == o.as_str()))
         })
         .collect();
     scripts.sort();

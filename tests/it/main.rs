@@ -2,6 +2,9 @@
 //!
 //! One test binary (link time matters on 2 cores); modules by concern.
 
+// Tests drop results on purpose when tearing down peers (kill, wait, shutdown writes).
+#![allow(clippy::let_underscore_must_use)]
+
 mod support;
 
 mod blocking;

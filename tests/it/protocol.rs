@@ -443,7 +443,7 @@ fn unauthenticated_limits_match_redis() {
     }
     let auth = mbulk(&[b"AUTH", b"s3cret"]);
     let eleven: Vec<&[u8]> = std::iter::once(&b"ECHO"[..])
-        .chain(std::iter::repeat(&b"x"[..]).take(10))
+        .chain(std::iter::repeat_n(&b"x"[..], 10))
         .collect();
     let long = vec![b'z'; 20_000];
     let mut long_reply = b"+OK\r\n$20000\r\n".to_vec();

@@ -26,10 +26,12 @@ impl Kura {
     /// Starts kura on a free port with `tweak` applied to a test config.
     pub fn start_with(tweak: impl FnOnce(&mut Config)) -> Kura {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut cfg = Config::default();
-        cfg.port = 0;
-        cfg.dir = dir.path().to_path_buf();
-        cfg.save = vec![];
+        let mut cfg = Config {
+            port: 0,
+            dir: dir.path().to_path_buf(),
+            save: vec![],
+            ..Config::default()
+        };
         tweak(&mut cfg);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
