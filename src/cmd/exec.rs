@@ -17,6 +17,7 @@ use rand::SeedableRng;
 use super::args::text;
 use super::blocking::Blocked;
 use super::reply::{CmdError, Reply};
+use super::server::full_name;
 use super::session::Session;
 use super::table::{flags, lookup, CommandSpec};
 use super::{Argv, Origin};
@@ -74,11 +75,13 @@ pub struct EngineState {
     /// Counters.
     pub stats: EngineStats,
     /// `INFO commandstats`, by full command name.
-    pub cmdstats: HashMap<String, CmdStat>,
+    pub cmdstats: HashMap<&'static str, CmdStat>,
     /// `INFO errorstats`, by error code.
     pub errorstats: HashMap<String, u64>,
     /// Whether this server follows a master (no own expiry, READONLY for clients).
     pub is_replica: bool,
+    /// Per-command latency histograms and the instantaneous-rate samples.
+    pub tracking: super::server::Tracking,
     /// Randomness for RANDOMKEY, SCAN-free sampling, HRANDFIELD.
     pub rng: SmallRng,
 }
@@ -96,6 +99,7 @@ impl EngineState {
             cmdstats: HashMap::new(),
             errorstats: HashMap::new(),
             is_replica: false,
+            tracking: Default::default(),
             rng: SmallRng::from_entropy(),
         }
     }
@@ -296,17 +300,6 @@ fn unknown_command(argv: &[Bytes]) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {args}")
 }
 
-/// Returns Redis's `fullname` of a command: `config|get` for a known subcommand.
-fn full_name(spec: &CommandSpec, argv: &[Bytes]) -> String {
-    if let Some(sub) = argv.get(1).filter(|_| !spec.subcommands.is_empty()) {
-        let full = format!("{}|{}", spec.name, text(sub).to_ascii_lowercase());
-        if spec.subcommands.contains(&full.as_str()) {
-            return full;
-        }
-    }
-    spec.name.to_string()
-}
-
 /// Checks one command against Redis's `processCommand` rules; returns the spec or the error
 /// reply (and whether it must abort a surrounding MULTI).
 fn check(
@@ -358,6 +351,17 @@ fn check(
 /// Executes one command for `sess`: checks, MULTI queueing, the handler, propagation, stats.
 pub fn execute(srv: &ServerState, sess: &mut Session, argv: Argv) -> Outcome {
     let mut st = srv.engine.lock();
+    execute_locked(srv, &mut st, sess, argv)
+}
+
+/// [`execute`] with the engine already locked: a connection runs a whole read batch of
+/// pipelined commands under one lock acquisition.
+pub fn execute_locked(
+    srv: &ServerState,
+    st: &mut EngineState,
+    sess: &mut Session,
+    argv: Argv,
+) -> Outcome {
     let spec = match check(srv, sess, &argv) {
         Ok(spec) => spec,
         Err((text, abort_multi)) => {
@@ -391,7 +395,7 @@ pub fn execute(srv: &ServerState, sess: &mut Session, argv: Argv) -> Outcome {
         };
     }
     let may_block = sess.origin == Origin::Client;
-    run_locked(srv, &mut st, sess, spec, argv, may_block)
+    run_locked(srv, st, sess, spec, argv, may_block)
 }
 
 /// Runs a checked command with the lock held: handler, propagation, blocked-client service,
@@ -449,7 +453,15 @@ pub fn run_locked(
     }
     let usec = start.elapsed().as_micros() as u64;
     st.stats.total_commands_processed += 1;
-    let stat = st.cmdstats.entry(full_name(spec, &argv)).or_default();
+    let name = full_name(spec, &argv);
+    if srv
+        .hot
+        .latency_tracking
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        st.tracking.record(name, usec);
+    }
+    let stat = st.cmdstats.entry(name).or_default();
     stat.calls += 1;
     stat.usec += usec;
     if let Reply::Error(e) = &reply {

@@ -11,6 +11,7 @@
 //! half-close and drain the peer briefly first, so unread input cannot turn into a TCP reset
 //! that destroys the replies just sent.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,14 +27,17 @@ use tracing::{debug, info, warn};
 use super::decode::RequestDecoder;
 use super::encode::encode;
 use super::Limits;
-use crate::cmd::exec::{execute, with_ctx, BlockRequest};
+use crate::cmd::exec::{execute_locked, with_ctx, BlockRequest};
 use crate::cmd::pubsub::{OutputLimit, OutputLimitState};
 use crate::cmd::session::ReplyMode;
-use crate::cmd::{Reply, Session};
+use crate::cmd::{Argv, Reply, Session};
 use crate::config::Config;
 use crate::state::{ClientInfo, ServerState};
 
 /// Bytes read per socket read (Redis `PROTO_IOBUF_LEN`).
+/// Most requests decoded ahead of execution (bounds the memory of a deep pipeline's batch).
+const MAX_BATCH: usize = 1024;
+
 const READ_CHUNK: usize = 16 * 1024;
 /// How long a closing connection keeps draining the peer's input after its last reply.
 const LINGER: Duration = Duration::from_millis(500);
@@ -238,54 +242,75 @@ impl Conn {
     }
 
     /// Executes every complete request in the input buffer, then writes what it can.
+    ///
+    /// Requests decoded from one read run under a single engine lock acquisition (released
+    /// only while a blocking command waits), so a pipelined batch costs one lock, not one
+    /// per command, and is applied as a unit, as Redis's single thread would.
     async fn process_input(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Close> {
+        let mut queue: VecDeque<Argv> = VecDeque::new();
+        let mut protocol_error = None;
         loop {
-            let decoded = self
-                .dec
-                .decode(&mut self.inbuf, &self.limits, self.sess.authenticated);
-            let argv = match decoded {
-                Ok(Some(argv)) => argv,
-                Ok(None) => break,
-                Err(e) => {
-                    debug!(client = self.info.id, error = %e, "protocol error");
-                    self.out.extend_from_slice(&e.reply_bytes());
-                    self.srv.engine.lock().count_error("ERR");
-                    self.flush().await?;
-                    return Err(Close::AfterFlush);
-                }
+            // Before AUTH, requests are parsed one at a time: the unauthenticated limits must
+            // stop applying as soon as an AUTH in the pipeline succeeds.
+            let batch = if self.sess.authenticated {
+                MAX_BATCH
+            } else {
+                1
             };
-            if is_http_request(&argv[0]) {
-                security_warning(&self.info);
-                return Err(Close::Now);
+            while queue.len() < batch && protocol_error.is_none() {
+                match self
+                    .dec
+                    .decode(&mut self.inbuf, &self.limits, self.sess.authenticated)
+                {
+                    Ok(Some(argv)) => queue.push_back(argv),
+                    Ok(None) => break,
+                    Err(e) => protocol_error = Some(e),
+                }
+            }
+            if queue.is_empty() {
+                break;
             }
             self.info
                 .last_active_ms
                 .store(self.srv.clock.now_ms(), Ordering::Relaxed);
-            let mode_before = self.sess.reply_mode;
-            self.drain_pushes();
-            let outcome = execute(&self.srv, &mut self.sess, argv);
-            let reply = match outcome.block {
-                Some(block) => self.wait_block(block, shutdown).await?,
-                None => outcome.reply,
-            };
-            let send = match (mode_before, self.sess.reply_mode) {
-                (ReplyMode::Skip, _) => {
-                    if self.sess.reply_mode == ReplyMode::Skip {
-                        self.sess.reply_mode = ReplyMode::On;
+            let srv = self.srv.clone();
+            let mut blocked = None;
+            {
+                let mut st = srv.engine.lock();
+                while let Some(argv) = queue.pop_front() {
+                    if is_http_request(&argv[0]) {
+                        drop(st);
+                        security_warning(&self.info);
+                        return Err(Close::Now);
                     }
-                    false
+                    let mode_before = self.sess.reply_mode;
+                    self.drain_pushes();
+                    let outcome = execute_locked(&srv, &mut st, &mut self.sess, argv);
+                    if let Some(block) = outcome.block {
+                        blocked = Some((block, mode_before));
+                        break;
+                    }
+                    self.emit(&outcome.reply, mode_before);
+                    if self.sess.close_after_reply {
+                        break;
+                    }
                 }
-                (_, ReplyMode::On) => true,
-                _ => false,
-            };
-            if send {
-                encode(&mut self.out, &reply, self.sess.proto);
             }
-            self.drain_pushes();
+            if let Some((block, mode_before)) = blocked {
+                let reply = self.wait_block(block, shutdown).await?;
+                self.emit(&reply, mode_before);
+            }
             if self.sess.close_after_reply {
                 self.flush().await?;
                 return Err(Close::AfterFlush);
             }
+        }
+        if let Some(e) = protocol_error {
+            debug!(client = self.info.id, error = %e, "protocol error");
+            self.out.extend_from_slice(&e.reply_bytes());
+            self.srv.engine.lock().count_error("ERR");
+            self.flush().await?;
+            return Err(Close::AfterFlush);
         }
         // Give back a buffer grown by a big request (Redis shrinks idle query buffers too).
         if self.inbuf.is_empty()
@@ -297,6 +322,25 @@ impl Conn {
         self.info.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
         self.try_write()?;
         self.check_output_limit()
+    }
+
+    /// Queues a command's reply per the CLIENT REPLY mode in force before it ran, then any
+    /// pushes it caused.
+    fn emit(&mut self, reply: &Reply, mode_before: ReplyMode) {
+        let send = match (mode_before, self.sess.reply_mode) {
+            (ReplyMode::Skip, _) => {
+                if self.sess.reply_mode == ReplyMode::Skip {
+                    self.sess.reply_mode = ReplyMode::On;
+                }
+                false
+            }
+            (_, ReplyMode::On) => true,
+            _ => false,
+        };
+        if send {
+            encode(&mut self.out, reply, self.sess.proto);
+        }
+        self.drain_pushes();
     }
 
     /// Waits for a blocked command's reply, its timeout, the client leaving, or shutdown.

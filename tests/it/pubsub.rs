@@ -468,6 +468,9 @@ fn reply_off(addr: SocketAddr) -> String {
     // A monitor with replies off gets no lines.
     t += &m.cmd(&["MONITOR"]);
     m.send(&[b"CLIENT", b"REPLY", b"OFF"]);
+    // Nothing confirms REPLY OFF: give the server time to run it before the other client's
+    // command, or that command races it.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     t += &p.cmd(&["ECHO", "hidden"]);
     m.send(&[b"CLIENT", b"REPLY", b"ON"]);
     t += &String::from_utf8_lossy(&m.read_reply());

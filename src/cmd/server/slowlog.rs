@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{full_name, help, subcommand};
+use super::{help, subcommand};
 use crate::cmd::args::int;
 use crate::cmd::exec::Ctx;
 use crate::cmd::reply::{CmdError, CmdResult, Reply};
@@ -74,9 +74,18 @@ impl SlowLog {
     }
 }
 
-/// Records a command in SLOWLOG when it ran at least `slowlog-log-slower-than` microseconds,
-/// and feeds the latency histograms and the instantaneous-metrics samples. Called after every
-/// executed command.
+impl Tracking {
+    /// Adds one call's latency to its command's histogram (`updateCommandLatencyHistogram`).
+    pub fn record(&mut self, name: &'static str, usec: u64) {
+        self.latency
+            .entry(name)
+            .or_default()
+            .record(usec.saturating_mul(1000));
+    }
+}
+
+/// Records a command in SLOWLOG when it ran at least `slowlog-log-slower-than` microseconds.
+/// Called after every executed command, so the common case is one atomic load.
 pub fn record_slowlog(
     srv: &ServerState,
     sess: &Session,
@@ -84,37 +93,7 @@ pub fn record_slowlog(
     argv: &[Bytes],
     usec: u64,
 ) {
-    let (threshold, max_len, tracking) = srv.with_config(|c| {
-        (
-            c.slowlog_log_slower_than,
-            c.slowlog_max_len as usize,
-            c.latency_tracking,
-        )
-    });
-    if let Ok(mut t) = srv.tracking.lock() {
-        t.commands += 1;
-        if tracking {
-            let ns = usec.saturating_mul(1000);
-            // Most commands are not containers: look up by the static name, no allocation.
-            if spec.subcommands.is_empty() {
-                match t.latency.get_mut(spec.name) {
-                    Some(h) => h.record(ns),
-                    None => t
-                        .latency
-                        .entry(spec.name.to_string())
-                        .or_default()
-                        .record(ns),
-                }
-            } else {
-                t.latency
-                    .entry(full_name(spec, argv))
-                    .or_default()
-                    .record(ns);
-            }
-        }
-        let now = srv.clock.now_ms();
-        t.sample(now, &srv.net);
-    }
+    let threshold = srv.hot.slowlog_threshold.load(Ordering::Relaxed);
     // EXEC is logged as the commands it ran (Redis `CMD_SKIP_SLOWLOG`).
     if threshold < 0 || usec < threshold as u64 || spec.has(flags::SKIP_SLOWLOG) {
         return;
@@ -138,6 +117,7 @@ pub fn record_slowlog(
             }
         })
         .collect();
+    let max_len = srv.with_config(|c| c.slowlog_max_len as usize);
     let (peer, name) = match &sess.info {
         Some(i) => (
             i.addr.to_string(),
@@ -365,11 +345,8 @@ impl Rates {
 /// Per-command latencies and traffic rates, updated after every command.
 #[derive(Debug, Default)]
 pub struct Tracking {
-    /// Commands executed (this server's count, kept here so it can be read without the
-    /// engine lock).
-    commands: u64,
     /// Latency histogram by full command name.
-    latency: HashMap<String, Histogram>,
+    latency: HashMap<&'static str, Histogram>,
     ops: Rates,
     input: Rates,
     output: Rates,
@@ -377,8 +354,7 @@ pub struct Tracking {
 
 impl Tracking {
     /// Takes a rate sample if 100 ms passed since the last one.
-    pub fn sample(&mut self, now_ms: i64, net: &crate::state::NetStats) {
-        let commands = self.commands;
+    pub fn sample(&mut self, now_ms: i64, commands: u64, net: &crate::state::NetStats) {
         self.ops.sample(now_ms, commands);
         self.input
             .sample(now_ms, net.net_input_bytes.load(Ordering::Relaxed));
@@ -393,8 +369,7 @@ impl Tracking {
 
     /// Returns each command's latency histogram, by name.
     pub fn latencies(&self) -> Vec<(&str, &Histogram)> {
-        let mut v: Vec<(&str, &Histogram)> =
-            self.latency.iter().map(|(k, h)| (k.as_str(), h)).collect();
+        let mut v: Vec<(&str, &Histogram)> = self.latency.iter().map(|(k, h)| (*k, h)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
     }
@@ -455,11 +430,7 @@ pub fn latency_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         ))),
         "doctor" => Ok(Reply::Verbatim(DOCTOR.into())),
         "histogram" => {
-            let t = ctx
-                .srv
-                .tracking
-                .lock()
-                .map_err(|_| CmdError::err("latency data unavailable"))?;
+            let t = &ctx.st.tracking;
             let pairs = if argv.len() == 2 {
                 t.latencies()
                     .into_iter()
@@ -470,7 +441,7 @@ pub fn latency_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     .iter()
                     .filter_map(|a| {
                         let name = String::from_utf8_lossy(a).to_ascii_lowercase();
-                        let h = t.latency.get(&name)?;
+                        let h = t.latency.get(name.as_str())?;
                         Some((Reply::BulkStr(name), cdf(h)))
                     })
                     .collect()
