@@ -75,7 +75,7 @@ pub struct EngineState {
     /// Counters.
     pub stats: EngineStats,
     /// `INFO commandstats`, by full command name.
-    pub cmdstats: HashMap<&'static str, CmdStat>,
+    pub cmdstats: ahash::AHashMap<&'static str, CmdStat>,
     /// `INFO errorstats`, by error code.
     pub errorstats: HashMap<String, u64>,
     /// Whether this server follows a master (no own expiry, READONLY for clients).
@@ -96,7 +96,7 @@ impl EngineState {
             watched: HashMap::new(),
             dirty: 0,
             stats: EngineStats::default(),
-            cmdstats: HashMap::new(),
+            cmdstats: Default::default(),
             errorstats: HashMap::new(),
             is_replica: false,
             tracking: Default::default(),
@@ -227,30 +227,39 @@ impl<'a> Ctx<'a> {
     /// Looks a key up for reading: expiry applied, hits/misses counted, access time updated.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Entry> {
         let db = self.sess.db;
-        if self.expire_if_needed(db, key) {
+        let Some(slot) = self.live_slot(db, key) else {
             self.st.stats.keyspace_misses += 1;
             return None;
+        };
+        self.st.stats.keyspace_hits += 1;
+        self.st.ks.dbs[db].at(slot)
+    }
+
+    /// Finds a key that has not expired with a single hash lookup, deleting it (through
+    /// [`Ctx::expire_if_needed`]) when its time is up.
+    fn live_slot(&mut self, db: usize, key: &[u8]) -> Option<crate::store::Slot> {
+        let slot = self.st.ks.dbs[db].locate(key)?;
+        let due = self.st.ks.dbs[db]
+            .at(slot)
+            .and_then(|e| e.expire_at)
+            .is_some_and(|at| at <= self.now);
+        if due && self.expire_if_needed(db, key) {
+            return None;
         }
-        match self.st.ks.dbs[db].get(key) {
-            Some(_) => self.st.stats.keyspace_hits += 1,
-            None => self.st.stats.keyspace_misses += 1,
-        }
-        self.st.ks.dbs[db].get(key)
+        Some(slot)
     }
 
     /// Looks a key up for writing (expiry applied, no hit counting).
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let db = self.sess.db;
-        if self.expire_if_needed(db, key) {
-            return None;
-        }
-        self.st.ks.dbs[db].get_mut(key)
+        let slot = self.live_slot(db, key)?;
+        self.st.ks.dbs[db].at_mut(slot)
     }
 
     /// Reports whether a live key exists, without counting a hit or miss.
     pub fn exists(&mut self, key: &[u8]) -> bool {
         let db = self.sess.db;
-        !self.expire_if_needed(db, key) && self.st.ks.dbs[db].get(key).is_some()
+        self.live_slot(db, key).is_some()
     }
 
     /// Records that the command changed the dataset `n` times.
@@ -408,8 +417,11 @@ pub fn run_locked(
     argv: Argv,
     may_block: bool,
 ) -> Outcome {
-    let start = Instant::now();
-    let now = srv.clock.now_ms();
+    let start = sess.mark.unwrap_or_else(Instant::now);
+    let now = match sess.batch_now_ms {
+        0 => srv.clock.now_ms(),
+        cached => cached,
+    };
     let mut ctx = Ctx {
         st,
         sess,
@@ -451,7 +463,11 @@ pub fn run_locked(
     if !ready.is_empty() || st.blocked.has_pending() {
         super::blocking::serve_ready(srv, st, ready, now);
     }
-    let usec = start.elapsed().as_micros() as u64;
+    let end = Instant::now();
+    if sess.mark.is_some() {
+        sess.mark = Some(end);
+    }
+    let usec = end.saturating_duration_since(start).as_micros() as u64;
     st.stats.total_commands_processed += 1;
     let name = full_name(spec, &argv);
     if srv

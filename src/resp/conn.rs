@@ -67,6 +67,8 @@ struct Conn {
     limits: Limits,
     push_rx: mpsc::UnboundedReceiver<Reply>,
     obuf_limit: OutputLimitState,
+    /// Set once the client subscribed or monitored: pushes may be waiting.
+    may_have_pushes: bool,
 }
 
 /// Serves one client until it disconnects, is killed, or the server shuts down.
@@ -91,6 +93,7 @@ pub async fn serve(
         limits,
         push_rx,
         obuf_limit: OutputLimitState::default(),
+        may_have_pushes: false,
     };
     let result = conn.run(&mut shutdown).await;
     debug!(client = info.id, ?result, "client closed");
@@ -214,6 +217,16 @@ impl Conn {
     /// (its own MONITOR line, confirmations under `CLIENT REPLY OFF`) follow its reply and
     /// precede the next one, as they do in Redis's single output buffer.
     fn drain_pushes(&mut self) {
+        // Only subscribers and monitors receive pushes; skip the channel poll for the rest
+        // (anything left over is picked up by the connection loop).
+        if !self.may_have_pushes {
+            if self.sess.subscription_count() == 0 && !self.sess.monitor {
+                return;
+            }
+            // Once a subscriber or monitor, always drain: messages may still be queued after
+            // the last unsubscribe, and must come before the replies that follow it.
+            self.may_have_pushes = true;
+        }
         while let Ok(m) = self.push_rx.try_recv() {
             self.push(m);
         }
@@ -270,9 +283,10 @@ impl Conn {
             if queue.is_empty() {
                 break;
             }
-            self.info
-                .last_active_ms
-                .store(self.srv.clock.now_ms(), Ordering::Relaxed);
+            let now = self.srv.clock.now_ms();
+            self.info.last_active_ms.store(now, Ordering::Relaxed);
+            self.sess.batch_now_ms = now;
+            self.sess.mark = Some(std::time::Instant::now());
             let srv = self.srv.clone();
             let mut blocked = None;
             {
@@ -296,6 +310,8 @@ impl Conn {
                     }
                 }
             }
+            self.sess.batch_now_ms = 0;
+            self.sess.mark = None;
             if let Some((block, mode_before)) = blocked {
                 let reply = self.wait_block(block, shutdown).await?;
                 self.emit(&reply, mode_before);

@@ -32,6 +32,13 @@ fn shard_of(key: &[u8]) -> usize {
     (h ^ (h >> 32)) as usize & (SHARDS - 1)
 }
 
+/// Where a key's entry sits: its shard and its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    shard: usize,
+    index: usize,
+}
+
 /// One numbered database.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -78,10 +85,35 @@ impl Db {
     /// index right.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let shard = &mut self.shards[shard_of(key)];
-        if !shard.contains_key(key) {
+        // Copy a shard shared with a snapshot only if the key is there to change.
+        if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
             return None;
         }
         Arc::make_mut(shard).get_mut(key)
+    }
+
+    /// Finds a key's slot: one hash lookup, after which [`Db::at`] and [`Db::at_mut`] reach
+    /// the entry without hashing again (valid until the next insert or remove).
+    pub fn locate(&self, key: &[u8]) -> Option<Slot> {
+        let shard = shard_of(key);
+        self.shards[shard]
+            .get_index_of(key)
+            .map(|index| Slot { shard, index })
+    }
+
+    /// Returns the entry at a slot from [`Db::locate`].
+    pub fn at(&self, slot: Slot) -> Option<&Entry> {
+        self.shards[slot.shard]
+            .get_index(slot.index)
+            .map(|(_, e)| e)
+    }
+
+    /// Returns the entry at a slot for changing its value (same rules as [`Db::get_mut`]).
+    pub fn at_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
+        // A copied shard keeps its order, so the index stays valid.
+        Arc::make_mut(&mut self.shards[slot.shard])
+            .get_index_mut(slot.index)
+            .map(|(_, e)| e)
     }
 
     /// Inserts or replaces a key; returns the previous entry.
@@ -105,7 +137,7 @@ impl Db {
     /// Removes a key; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let shard = &mut self.shards[shard_of(key)];
-        if !shard.contains_key(key) {
+        if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
             return None;
         }
         let old = Arc::make_mut(shard).swap_remove(key);

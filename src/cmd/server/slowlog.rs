@@ -3,7 +3,7 @@
 //! `updateCommandLatencyHistogram`) and the samples behind `instantaneous_ops_per_sec`
 //! (`trackInstantaneousMetric`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -260,8 +260,8 @@ pub fn slowlog_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// (`p50=7.007` for 7 µs).
 #[derive(Debug, Default, Clone)]
 pub struct Histogram {
-    /// Lowest value of each bucket → count.
-    buckets: BTreeMap<u64, u64>,
+    /// Counts by bucket index, in value order (see [`bucket_index`]); allocated on first use.
+    counts: Vec<u64>,
     total: u64,
 }
 
@@ -271,7 +271,10 @@ impl Histogram {
     /// Records one latency in nanoseconds.
     pub fn record(&mut self, ns: u64) {
         let v = ns.clamp(1, 1_000_000_000);
-        *self.buckets.entry(lowest_equivalent(v)).or_default() += 1;
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS];
+        }
+        self.counts[bucket_index(v)] += 1;
         self.total += 1;
     }
 
@@ -281,13 +284,45 @@ impl Histogram {
         let wanted = ((percentile / 100.0 * self.total as f64) + 0.5) as u64;
         let wanted = wanted.max(1);
         let mut seen = 0;
-        for (low, n) in &self.buckets {
+        for (low, n) in self.buckets() {
             seen += n;
             if seen >= wanted {
-                return highest_equivalent(*low);
+                return highest_equivalent(low);
             }
         }
         0
+    }
+
+    /// Iterates the non-empty buckets as (lowest value, count), in value order.
+    fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (bucket_low(i), *n))
+    }
+}
+
+/// Buckets: 256 exact values, then 128 per power of two up to 2^30 ns (> 1 s).
+const BUCKETS: usize = 256 + 22 * 128;
+
+/// Returns the bucket of `v` (1 ..= 1e9): a flat array index, so recording is O(1).
+fn bucket_index(v: u64) -> usize {
+    let s = bucket_shift(v);
+    if s == 0 {
+        v as usize
+    } else {
+        256 + (s as usize - 1) * 128 + ((v >> s) as usize - 128)
+    }
+}
+
+/// Returns the lowest value of bucket `i` (the inverse of [`bucket_index`]).
+fn bucket_low(i: usize) -> u64 {
+    if i < 256 {
+        i as u64
+    } else {
+        let s = (i - 256) / 128 + 1;
+        (((i - 256) % 128 + 128) as u64) << s
     }
 }
 
@@ -346,7 +381,7 @@ impl Rates {
 #[derive(Debug, Default)]
 pub struct Tracking {
     /// Latency histogram by full command name.
-    latency: HashMap<&'static str, Histogram>,
+    latency: ahash::AHashMap<&'static str, Histogram>,
     ops: Rates,
     input: Rates,
     output: Rates,
@@ -460,7 +495,11 @@ fn cdf(h: &Histogram) -> Reply {
     let mut previous = 0;
     loop {
         let low = lowest_equivalent(level);
-        let cumulative: u64 = h.buckets.range(..=low).map(|(_, n)| n).sum();
+        let cumulative: u64 = h
+            .buckets()
+            .take_while(|(l, _)| *l <= low)
+            .map(|(_, n)| n)
+            .sum();
         if cumulative > previous {
             points.push((
                 Reply::Int((highest_equivalent(low) / 1000) as i64),
@@ -482,6 +521,20 @@ fn cdf(h: &Histogram) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_index_is_monotonic_and_invertible() {
+        let mut last = 0;
+        for v in (1..5000u64)
+            .chain((12..30).map(|b| (1u64 << b) + 12345))
+            .chain([1_000_000_000])
+        {
+            let i = bucket_index(v);
+            assert!(i >= last && i < BUCKETS, "{v}");
+            assert_eq!(bucket_low(i), lowest_equivalent(v), "{v}");
+            last = i;
+        }
+    }
 
     #[test]
     fn histogram_percentiles_match_hdr_rounding() {
