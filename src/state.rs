@@ -111,6 +111,13 @@ impl ClientInfo {
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Wakes the connection's waits (run loop and blocked command alike) so it rechecks the
+    /// kill and shutdown flags; the stored permit covers a wait not yet armed.
+    pub fn wake(&self) {
+        self.kill_notify.notify_waiters();
         self.kill_notify.notify_one();
     }
 }
@@ -329,6 +336,11 @@ impl ServerState {
     /// Asks the server to shut down.
     pub fn request_shutdown(&self) {
         self.shutdown_tx.send_replace(true);
+        // Connections wait on their own notify only (cheaper than a watch per connection):
+        // wake each so it sees the flag.
+        for c in self.clients.list() {
+            c.wake();
+        }
     }
 
     /// Records what a command leaves behind outside the engine: client info, SLOWLOG,
