@@ -385,9 +385,10 @@ fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 .min(h.len())
         };
         let mut seen = 0;
+        let h = h.indexed();
         while bound > 0 && seen < count as usize {
             bound -= 1;
-            if let Some((f, v)) = h.get_index(bound) {
+            if let Some((f, v)) = h.get(bound) {
                 emit(f, v);
             }
             seen += 1;

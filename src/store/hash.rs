@@ -11,6 +11,10 @@
 //! when Redis converts it (`t_hash.c` `hashTypeTryConversion`, `hashTypeSet`). The
 //! conversion is one-way, as in Redis. The packed order is the listpack order, so `HGETALL`,
 //! `HSCAN` and `HRANDFIELD` on small hashes answer like redis-server byte for byte.
+//!
+//! The hashtable encoding is what clients see, not a storage decision: a hashtable of a few
+//! fields (a log record with one long message) keeps its packed buffer, and only a bigger one
+//! gets a map (see [`SMALL_TABLE_ENTRIES`], [`SMALL_TABLE_BYTES`]).
 
 use indexmap::IndexMap;
 
@@ -37,9 +41,14 @@ impl Default for Limits {
     }
 }
 
-/// The hashtable form: boxed slices (16 bytes a string, no spare capacity) keyed with aHash
+/// A big hashtable: boxed slices (16 bytes a string, no spare capacity) keyed with aHash
 /// like the keyspace.
-type Table = IndexMap<Box<[u8]>, Box<[u8]>, ahash::RandomState>;
+type Map = IndexMap<Box<[u8]>, Box<[u8]>, ahash::RandomState>;
+
+/// Most fields a hashtable-encoded hash keeps packed.
+pub const SMALL_TABLE_ENTRIES: usize = 64;
+/// Most bytes a hashtable-encoded hash keeps packed (bounds the bytes an update moves).
+pub const SMALL_TABLE_BYTES: usize = 4096;
 
 /// A hash value: field → value.
 ///
@@ -56,6 +65,20 @@ enum Repr {
     Packed(Box<[u8]>),
     /// The hashtable form.
     Table(Box<Table>),
+}
+
+/// The hashtable encoding's storage.
+///
+/// Encodings are what clients see (`OBJECT ENCODING`, DUMP, the order HRANDFIELD and HSCAN
+/// promise), not a storage decision: a log record with one long field (a user agent, a
+/// message) is a hashtable for Redis, yet still small, so it stays packed until it outgrows
+/// [`SMALL_TABLE_ENTRIES`] or [`SMALL_TABLE_BYTES`]; only then does it pay for a map.
+#[derive(Debug, Clone)]
+enum Table {
+    /// Few fields: a packed buffer, as the listpack form.
+    Small(Box<[u8]>),
+    /// A map (boxed, so the small case allocates 16 bytes here, not a map's size).
+    Map(Box<Map>),
 }
 
 impl Default for Hash {
@@ -234,6 +257,115 @@ fn packed_set(v: &mut Vec<u8>, field: &[u8], value: &[u8]) -> Set {
     }
 }
 
+/// How far a packed buffer may grow before its hash changes form.
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    /// Longest field or value.
+    string: usize,
+    /// Most pairs.
+    entries: usize,
+    /// Most buffer bytes.
+    bytes: usize,
+}
+
+impl Fit {
+    /// The listpack limits (the buffer's size is not one of them).
+    fn listpack(lim: Limits) -> Fit {
+        Fit {
+            string: lim.value.min(MAX_PACKED_STRING),
+            entries: lim.entries,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// The limits of a packed hashtable.
+    const SMALL_TABLE: Fit = Fit {
+        string: SMALL_TABLE_BYTES,
+        entries: SMALL_TABLE_ENTRIES,
+        bytes: SMALL_TABLE_BYTES,
+    };
+}
+
+/// What [`fill_packed`] did.
+#[derive(Debug, Clone, Copy)]
+struct Filled {
+    /// Pairs set.
+    done: usize,
+    /// New fields among them.
+    created: usize,
+    /// The buffer outgrew its [`Fit`]: the hash must change form before the rest.
+    overflow: bool,
+}
+
+/// Sets `field value …` pairs into a packed buffer in order, stopping once it outgrows
+/// `fit`: before a pair with a string too long for it, or after a pair that makes it too
+/// big. The length is checked after every set, an update included, as Redis's `hashTypeSet`
+/// does, so a listpack loaded or built under larger limits converts on its next write.
+fn fill_packed<S: AsRef<[u8]>>(buf: &mut Box<[u8]>, flat: &[S], fit: Fit) -> Filled {
+    let mut out = Filled {
+        done: 0,
+        created: 0,
+        overflow: false,
+    };
+    let mut v = std::mem::take(buf).into_vec();
+    if v.is_empty() {
+        // A new hash (HMSET of a record): one allocation for every pair. Otherwise each
+        // insert grows the buffer exactly, as `lpInsert` reallocs, and an update in place
+        // allocates nothing.
+        v.reserve_exact(flat.iter().map(|s| enc_size(s.as_ref().len())).sum());
+    }
+    for pair in flat.chunks_exact(2) {
+        let (f, val) = (pair[0].as_ref(), pair[1].as_ref());
+        if f.len() > fit.string || val.len() > fit.string {
+            out.overflow = true;
+            break;
+        }
+        out.done += 1;
+        let n = match packed_set(&mut v, f, val) {
+            Set::Inserted(n) => {
+                out.created += 1;
+                n
+            }
+            // Every pair takes at least two bytes, so a short buffer needs no count.
+            Set::Updated if v.len() / 2 <= fit.entries => 0,
+            Set::Updated => count(&v),
+        };
+        if n > fit.entries || v.len() > fit.bytes {
+            out.overflow = true;
+            break;
+        }
+    }
+    *buf = v.into_boxed_slice();
+    out
+}
+
+/// Removes `field` from a packed buffer in place (the other pairs keep their order, as
+/// `lpDelete` leaves them); returns whether it was there.
+fn packed_remove(buf: &mut Box<[u8]>, field: &[u8]) -> bool {
+    let Ok(s) = find(buf, field) else {
+        return false;
+    };
+    let mut v = std::mem::take(buf).into_vec();
+    let len = v.len();
+    v.copy_within(s.end..len, s.start);
+    v.truncate(len - (s.end - s.start));
+    *buf = v.into_boxed_slice();
+    true
+}
+
+/// Builds a map from a packed buffer's pairs, in their order.
+fn map_of(buf: &[u8]) -> Box<Map> {
+    let mut m = Map::with_capacity_and_hasher(count(buf), ahash::RandomState::new());
+    let mut at = 0;
+    while at < buf.len() {
+        let s = Slot::at(buf, at);
+        let (f, v) = s.pair(buf);
+        m.insert(f.into(), v.into());
+        at = s.end;
+    }
+    Box::new(m)
+}
+
 /// Iterates a hash's field/value pairs (listpack order for a packed hash).
 #[derive(Debug, Clone)]
 pub struct Iter<'a>(IterRepr<'a>);
@@ -241,7 +373,7 @@ pub struct Iter<'a>(IterRepr<'a>);
 #[derive(Debug, Clone)]
 enum IterRepr<'a> {
     Packed { buf: &'a [u8], at: usize },
-    Table(indexmap::map::Iter<'a, Box<[u8]>, Box<[u8]>>),
+    Map(indexmap::map::Iter<'a, Box<[u8]>, Box<[u8]>>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -258,7 +390,7 @@ impl<'a> Iterator for Iter<'a> {
                 *at = s.end;
                 Some(s.pair(buf))
             }
-            IterRepr::Table(it) => it.next().map(|(k, v)| (&k[..], &v[..])),
+            IterRepr::Map(it) => it.next().map(|(k, v)| (&k[..], &v[..])),
         }
     }
 
@@ -269,7 +401,7 @@ impl<'a> Iterator for Iter<'a> {
                 let left = buf.len() - *at;
                 (usize::from(left > 0), Some(left / 2))
             }
-            IterRepr::Table(it) => it.size_hint(),
+            IterRepr::Map(it) => it.size_hint(),
         }
     }
 }
@@ -282,7 +414,7 @@ pub struct Indexed<'a>(IndexedRepr<'a>);
 #[derive(Debug)]
 enum IndexedRepr<'a> {
     Packed { buf: &'a [u8], starts: Vec<usize> },
-    Table(&'a Table),
+    Map(&'a Map),
 }
 
 impl<'a> Indexed<'a> {
@@ -290,7 +422,7 @@ impl<'a> Indexed<'a> {
     pub fn len(&self) -> usize {
         match &self.0 {
             IndexedRepr::Packed { starts, .. } => starts.len(),
-            IndexedRepr::Table(t) => t.len(),
+            IndexedRepr::Map(m) => m.len(),
         }
     }
 
@@ -305,7 +437,7 @@ impl<'a> Indexed<'a> {
             IndexedRepr::Packed { buf, starts } => {
                 starts.get(i).map(|&at| Slot::at(buf, at).pair(buf))
             }
-            IndexedRepr::Table(t) => t.get_index(i).map(|(k, v)| (&k[..], &v[..])),
+            IndexedRepr::Map(m) => m.get_index(i).map(|(k, v)| (&k[..], &v[..])),
         }
     }
 }
@@ -318,19 +450,44 @@ impl Hash {
         Self::default()
     }
 
+    /// The packed buffer, in either encoding.
+    #[inline]
+    fn packed(&self) -> Option<&[u8]> {
+        match &self.repr {
+            Repr::Packed(buf) => Some(buf),
+            Repr::Table(t) => match &**t {
+                Table::Small(buf) => Some(buf),
+                Table::Map(_) => None,
+            },
+        }
+    }
+
+    /// The map, once the hash has one.
+    fn map(&self) -> Option<&Map> {
+        match &self.repr {
+            Repr::Table(t) => match &**t {
+                Table::Map(m) => Some(m),
+                Table::Small(_) => None,
+            },
+            Repr::Packed(_) => None,
+        }
+    }
+
     /// Returns the number of fields (a walk of the buffer for a packed hash).
     pub fn len(&self) -> usize {
-        match &self.repr {
-            Repr::Packed(buf) => count(buf),
-            Repr::Table(t) => t.len(),
+        match (self.packed(), self.map()) {
+            (Some(buf), _) => count(buf),
+            (None, Some(m)) => m.len(),
+            (None, None) => 0,
         }
     }
 
     /// Reports whether the hash has no field.
     pub fn is_empty(&self) -> bool {
-        match &self.repr {
-            Repr::Packed(buf) => buf.is_empty(),
-            Repr::Table(t) => t.is_empty(),
+        match (self.packed(), self.map()) {
+            (Some(buf), _) => buf.is_empty(),
+            (None, Some(m)) => m.is_empty(),
+            (None, None) => true,
         }
     }
 
@@ -347,21 +504,19 @@ impl Hash {
         matches!(self.repr, Repr::Packed(_))
     }
 
-    /// Converts to the hashtable form (Redis `hashTypeConvert`); pairs enter the table in
-    /// listpack order.
+    /// Converts to the hashtable encoding (Redis `hashTypeConvert`); a small hash keeps its
+    /// buffer as it is, a bigger one gets a map filled in listpack order.
     pub fn convert(&mut self) {
-        let Repr::Packed(buf) = &self.repr else {
+        let Repr::Packed(buf) = &mut self.repr else {
             return;
         };
-        let mut t = Table::with_capacity_and_hasher(self.len(), ahash::RandomState::new());
-        let mut at = 0;
-        while at < buf.len() {
-            let s = Slot::at(buf, at);
-            let (f, v) = s.pair(buf);
-            t.insert(f.into(), v.into());
-            at = s.end;
-        }
-        self.repr = Repr::Table(Box::new(t));
+        let fit = Fit::SMALL_TABLE;
+        let table = if buf.len() <= fit.bytes && count(buf) <= fit.entries {
+            Table::Small(std::mem::take(buf))
+        } else {
+            Table::Map(map_of(buf))
+        };
+        self.repr = Repr::Table(Box::new(table));
     }
 
     /// Converts when one of `args` is longer than the listpack value limit, as Redis's
@@ -375,9 +530,10 @@ impl Hash {
     /// Returns a field's value.
     #[inline]
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        match &self.repr {
-            Repr::Packed(buf) => find(buf, field).ok().map(|s| s.pair(buf).1),
-            Repr::Table(t) => t.get(field).map(|v| &v[..]),
+        match (self.packed(), self.map()) {
+            (Some(buf), _) => find(buf, field).ok().map(|s| s.pair(buf).1),
+            (None, Some(m)) => m.get(field).map(|v| &v[..]),
+            (None, None) => None,
         }
     }
 
@@ -394,59 +550,40 @@ impl Hash {
     /// Sets `field value field value …` in order, converting past `lim` as successive
     /// `hashTypeSet` calls would; returns how many fields were new.
     ///
-    /// A packed hash is grown once for the whole batch (HMSET of a log record is one
-    /// allocation, not one per field) and trimmed to size at the end.
+    /// A new packed hash is allocated once for the whole batch (HMSET of a log record is one
+    /// allocation, not one per field).
     pub fn set_pairs<S: AsRef<[u8]>>(&mut self, flat: &[S], lim: Limits) -> usize {
+        let flat = &flat[..flat.len() & !1];
         let mut created = 0;
-        let pairs = flat.len() / 2;
         // Pairs before `done` are set.
         let mut done = 0;
         if let Repr::Packed(buf) = &mut self.repr {
-            let max = lim.value.min(MAX_PACKED_STRING);
-            let mut v = std::mem::take(buf).into_vec();
-            if v.is_empty() {
-                // A new hash (HMSET of a record): one allocation for every pair. Otherwise
-                // each insert grows the buffer exactly, as `lpInsert` reallocs.
-                v.reserve_exact(flat.iter().map(|s| enc_size(s.as_ref().len())).sum());
+            let f = fill_packed(buf, flat, Fit::listpack(lim));
+            if !f.overflow {
+                return f.created;
             }
-            let mut convert = false;
-            while done < pairs {
-                let (f, val) = (flat[2 * done].as_ref(), flat[2 * done + 1].as_ref());
-                if f.len() > max || val.len() > max {
-                    // Converts first; the table takes this pair.
-                    convert = true;
-                    break;
-                }
-                done += 1;
-                // Redis checks the length after every set, an update included: a listpack
-                // loaded or built under larger limits converts on its next write.
-                let n = match packed_set(&mut v, f, val) {
-                    Set::Inserted(n) => {
-                        created += 1;
-                        n
-                    }
-                    // Every pair takes at least two bytes, so a short buffer needs no count.
-                    Set::Updated if v.len() / 2 <= lim.entries => 0,
-                    Set::Updated => count(&v),
-                };
-                if n > lim.entries {
-                    convert = true;
-                    break;
-                }
-            }
-            *buf = v.into_boxed_slice();
-            if !convert {
-                return created;
-            }
+            (done, created) = (f.done, f.created);
             self.convert();
         }
-        if let Repr::Table(t) = &mut self.repr {
+        let Repr::Table(t) = &mut self.repr else {
+            return created;
+        };
+        if let Table::Small(buf) = &mut **t {
+            let f = fill_packed(buf, &flat[2 * done..], Fit::SMALL_TABLE);
+            created += f.created;
+            if !f.overflow {
+                return created;
+            }
+            done += f.done;
+            **t = Table::Map(map_of(buf));
+        }
+        if let Table::Map(m) = &mut **t {
             for pair in flat[2 * done..].chunks_exact(2) {
                 let (f, val) = (pair[0].as_ref(), pair[1].as_ref());
-                match t.get_mut(f) {
+                match m.get_mut(f) {
                     Some(old) => *old = val.into(),
                     None => {
-                        t.insert(f.into(), val.into());
+                        m.insert(f.into(), val.into());
                         created += 1;
                     }
                 }
@@ -462,58 +599,52 @@ impl Hash {
     /// converts them only on a later write, so restored data keeps its encoding (and its DUMP
     /// bytes) here too.
     pub fn set_keep_encoding(&mut self, field: &[u8], value: &[u8]) -> bool {
-        let too_long = field.len() > MAX_PACKED_STRING || value.len() > MAX_PACKED_STRING;
+        if field.len() > MAX_PACKED_STRING || value.len() > MAX_PACKED_STRING {
+            // Beyond any listpack (and any RDB string); only a map holds it.
+            self.convert();
+        }
         let unlimited = Limits {
             entries: usize::MAX,
             value: usize::MAX,
         };
-        if too_long {
-            // Beyond any listpack (and any RDB string); only a table holds it.
-            self.convert();
-        }
         self.set_pairs(&[field, value], unlimited) == 1
     }
 
     /// Removes a field; returns whether it existed.
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.repr {
-            Repr::Packed(buf) => {
-                let Ok(s) = find(buf, field) else {
-                    return false;
-                };
-                // A listpack deletes in place: the other fields keep their order.
-                let mut v = std::mem::take(buf).into_vec();
-                let len = v.len();
-                v.copy_within(s.end..len, s.start);
-                v.truncate(len - (s.end - s.start));
-                *buf = v.into_boxed_slice();
-                true
-            }
-            Repr::Table(t) => t.swap_remove(field).is_some(),
+            Repr::Packed(buf) => packed_remove(buf, field),
+            Repr::Table(t) => match &mut **t {
+                Table::Small(buf) => packed_remove(buf, field),
+                Table::Map(m) => m.swap_remove(field).is_some(),
+            },
         }
     }
 
     /// Iterates field/value pairs.
     pub fn iter(&self) -> Iter<'_> {
-        Iter(match &self.repr {
-            Repr::Packed(buf) => IterRepr::Packed { buf, at: 0 },
-            Repr::Table(t) => IterRepr::Table(t.iter()),
+        Iter(match (self.packed(), self.map()) {
+            (Some(buf), _) => IterRepr::Packed { buf, at: 0 },
+            (None, Some(m)) => IterRepr::Map(m.iter()),
+            (None, None) => IterRepr::Packed { buf: &[], at: 0 },
         })
     }
 
     /// Returns the pair at position `i` (a walk for a packed hash; use [`Hash::indexed`]
     /// for many positions).
     pub fn get_index(&self, i: usize) -> Option<(&[u8], &[u8])> {
-        match &self.repr {
-            Repr::Packed(_) => self.iter().nth(i),
-            Repr::Table(t) => t.get_index(i).map(|(k, v)| (&k[..], &v[..])),
+        match self.map() {
+            Some(m) => m.get_index(i).map(|(k, v)| (&k[..], &v[..])),
+            None => self.iter().nth(i),
         }
     }
 
     /// Returns a view answering pairs by position in constant time.
     pub fn indexed(&self) -> Indexed<'_> {
-        Indexed(match &self.repr {
-            Repr::Packed(buf) => {
+        Indexed(match (self.packed(), self.map()) {
+            (None, Some(m)) => IndexedRepr::Map(m),
+            (buf, _) => {
+                let buf = buf.unwrap_or_default();
                 let mut starts = Vec::new();
                 let mut at = 0;
                 while at < buf.len() {
@@ -522,7 +653,6 @@ impl Hash {
                 }
                 IndexedRepr::Packed { buf, starts }
             }
-            Repr::Table(t) => IndexedRepr::Table(t),
         })
     }
 
@@ -533,11 +663,12 @@ impl Hash {
 
     /// Returns an estimate of the heap bytes the hash holds (`MEMORY USAGE`).
     pub fn approx_bytes(&self) -> usize {
-        match &self.repr {
-            Repr::Packed(buf) => buf.len(),
+        match (&self.repr, self.map()) {
+            (Repr::Packed(buf), _) => buf.len(),
             // Per pair: the entry (two boxed slices and the hash), an index slot, and the
             // two allocations' rounding.
-            Repr::Table(t) => self.payload_bytes() + t.capacity() * 56 + t.len() * 16,
+            (_, Some(m)) => self.payload_bytes() + m.capacity() * 56 + m.len() * 16,
+            (_, None) => self.packed().map_or(0, |b| b.len()) + 16,
         }
     }
 }
@@ -721,6 +852,49 @@ mod tests {
         }
         assert!(h.is_empty());
         assert_eq!(h.len(), 0);
+    }
+
+    #[test]
+    fn small_hashtables_stay_packed_until_they_outgrow_it() {
+        let lim = Limits {
+            entries: 4,
+            value: 8,
+        };
+        let mut h = Hash::new();
+        h.set_pairs(&["a", "1", "b", "a long value"], lim);
+        assert_eq!(h.encoding(), "hashtable");
+        assert!(h.packed().is_some());
+        assert_eq!(pairs(&h)[1], ("b".to_string(), "a long value".to_string()));
+        // Fields past the small-table limit move the hash into a map, in the middle of a
+        // batch; every pair stays.
+        let flat: Vec<String> = (0..2 * SMALL_TABLE_ENTRIES)
+            .map(|i| format!("x{}", i / 2))
+            .collect();
+        let n = h.set_pairs(&flat, lim);
+        assert_eq!(n, SMALL_TABLE_ENTRIES);
+        assert!(h.packed().is_none());
+        assert_eq!(h.len(), SMALL_TABLE_ENTRIES + 2);
+        assert_eq!(h.get(b"x7"), Some(&b"x7"[..]));
+        assert_eq!(h.get(b"b"), Some(&b"a long value"[..]));
+        assert!(h.remove(b"x7"));
+        assert_eq!(h.len(), SMALL_TABLE_ENTRIES + 1);
+        // So does one value longer than the small table's buffer.
+        let mut h = Hash::new();
+        h.set_pairs(&["a", "1", "b", "a long value"], lim);
+        let big = vec![b'v'; SMALL_TABLE_BYTES + 1];
+        assert!(h.set_with(b"c", &big, lim));
+        assert!(h.packed().is_none());
+        assert_eq!(h.get(b"c"), Some(&big[..]));
+        assert_eq!(h.get(b"a"), Some(&b"1"[..]));
+        // A packed table shrinks in place and keeps its encoding.
+        let mut h = Hash::new();
+        h.set_pairs(&["a", "1", "b", "a long value", "c", "3"], lim);
+        assert!(h.remove(b"a"));
+        assert!(!h.remove(b"a"));
+        assert_eq!(h.encoding(), "hashtable");
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.get_index(1), Some((&b"c"[..], &b"3"[..])));
+        assert_eq!(h.indexed().get(0), Some((&b"b"[..], &b"a long value"[..])));
     }
 
     #[test]
