@@ -266,7 +266,7 @@ fn big_lists_keep_order_through_mixed_operations() {
 }
 
 /// Pushes `n` records of `size` bytes round-robin into 10 lists, pipelined.
-fn fill(addr: std::net::SocketAddr, n: usize, size: usize) {
+pub fn fill(addr: std::net::SocketAddr, n: usize, size: usize) {
     let stream = std::net::TcpStream::connect(addr).expect("connect");
     let mut w = stream.try_clone().expect("clone");
     let reader = std::thread::spawn(move || {

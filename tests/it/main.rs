@@ -15,6 +15,7 @@ mod hashmem;
 mod keys;
 mod lifecycle;
 mod lists;
+mod memory;
 mod protocol;
 mod pubsub;
 mod server;
