@@ -1,10 +1,10 @@
-//! Generic key commands (Redis `db.c`, `expire.c`, `object.c`) and the glob matcher that
-//! KEYS, SCAN, PSUBSCRIBE and CONFIG GET share (`util.c` `stringmatchlen`).
+//! Generic key commands (Redis `db.c`, `expire.c`, `object.c`).
 
 use bytes::Bytes;
 
 use super::args::{int, is, own, text};
 use super::exec::{Ctx, EngineState};
+use super::glob::glob_match;
 use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
 use super::table::CommandSpec;
@@ -76,144 +76,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         ]
     ),
 ];
-
-// ---------------------------------------------------------------------------------------------
-// Glob matching (util.c stringmatchlen)
-// ---------------------------------------------------------------------------------------------
-
-/// Matches `s` against a Redis glob `pattern` exactly as `stringmatchlen` does: `*`, `?`,
-/// `[abc]`, `[^a]`, `[a-z]` (reversed ranges allowed), `\` escapes, an unterminated `[` class
-/// running to the end of the pattern, and no match for an empty string unless the pattern is
-/// empty too (`"*"` does not match `""`).
-///
-/// Iterative with a single backtrack point, which gives the same answers as Redis's recursion
-/// with `skipLongerMatches` without its stack depth.
-pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    let p = pattern;
-    if s.is_empty() {
-        return p.is_empty();
-    }
-    let (mut pi, mut si) = (0usize, 0usize);
-    // (pattern index after the last `*`, string index its rest was last tried at)
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        let ok = if pi < p.len() && p[pi] == b'*' {
-            while pi + 1 < p.len() && p[pi + 1] == b'*' {
-                pi += 1;
-            }
-            if pi + 1 == p.len() {
-                return true;
-            }
-            star = Some((pi + 1, si));
-            pi += 1;
-            continue;
-        } else if pi < p.len() {
-            let (m, next) = match_token(p, pi, s[si], nocase);
-            if m {
-                pi = next;
-                si += 1;
-                if si == s.len() {
-                    while pi < p.len() && p[pi] == b'*' {
-                        pi += 1;
-                    }
-                    if pi == p.len() {
-                        return true;
-                    }
-                    false
-                } else {
-                    true
-                }
-            } else {
-                false
-            }
-        } else {
-            false
-        };
-        if !ok {
-            match star {
-                Some((rest, tried)) if tried + 1 < s.len() => {
-                    star = Some((rest, tried + 1));
-                    pi = rest;
-                    si = tried + 1;
-                }
-                _ => return false,
-            }
-        }
-    }
-}
-
-fn lower(c: i32) -> i32 {
-    if (b'A' as i32..=b'Z' as i32).contains(&c) {
-        c + 32
-    } else {
-        c
-    }
-}
-
-/// Matches one non-`*` token at `p[pi]` against `c`; returns whether it matched and where the
-/// next token starts.
-fn match_token(p: &[u8], pi: usize, c: u8, nocase: bool) -> (bool, usize) {
-    // C reads the NUL terminator past the end; 0 stands for it.
-    let at = |i: usize| p.get(i).copied().unwrap_or(0);
-    // `char` is signed on x86: bytes >= 0x80 compare as negatives in ranges.
-    let signed = |b: u8| b as i8 as i32;
-    let eq = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    match p[pi] {
-        b'?' => (true, pi + 1),
-        b'[' => {
-            let mut i = pi + 1;
-            let not = at(i) == b'^';
-            if not {
-                i += 1;
-            }
-            let mut matched = false;
-            loop {
-                let left = p.len().saturating_sub(i);
-                if at(i) == b'\\' && left >= 2 {
-                    i += 1;
-                    if p[i] == c {
-                        matched = true;
-                    }
-                } else if at(i) == b']' {
-                    break;
-                } else if i >= p.len() {
-                    i -= 1;
-                    break;
-                } else if left >= 3 && p[i + 1] == b'-' {
-                    let (mut start, mut end) = (signed(p[i]), signed(p[i + 2]));
-                    let mut ch = signed(c);
-                    if start > end {
-                        std::mem::swap(&mut start, &mut end);
-                    }
-                    if nocase {
-                        start = lower(start);
-                        end = lower(end);
-                        ch = lower(ch);
-                    }
-                    i += 2;
-                    if ch >= start && ch <= end {
-                        matched = true;
-                    }
-                } else if eq(p[i], c) {
-                    matched = true;
-                }
-                i += 1;
-            }
-            (matched != not, i + 1)
-        }
-        b'\\' => {
-            let i = if p.len() - pi >= 2 { pi + 1 } else { pi };
-            (eq(p[i], c), i + 1)
-        }
-        other => (eq(other, c), pi + 1),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
@@ -897,46 +759,6 @@ fn object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(p: &str, s: &str) -> bool {
-        glob_match(p.as_bytes(), s.as_bytes(), false)
-    }
-
-    #[test]
-    fn glob_basics() {
-        assert!(m("*", "abc"));
-        assert!(!m("*", ""));
-        assert!(m("", ""));
-        assert!(m("a*", "a"));
-        assert!(m("a*", "abc"));
-        assert!(!m("a*b", "a"));
-        assert!(m("*a?", "aab"));
-        assert!(m("h?llo", "hello"));
-        assert!(m("h[ae]llo", "hallo"));
-        assert!(!m("h[^e]llo", "hello"));
-        assert!(m("h[a-b]llo", "hbllo"));
-        assert!(m("h[b-a]llo", "hallo"));
-        assert!(m("h\\*llo", "h*llo"));
-        assert!(!m("h\\*llo", "hello"));
-        assert!(m("[^", "x"));
-        assert!(!m("ab[", "abc"));
-        assert!(!m("[a-", "x"));
-        assert!(m("a\\", "a\\"));
-        assert!(m("[\\]]", "]"));
-        assert!(m("*.*.*", "a.b.c"));
-        assert!(!m("*.*.*", "a.b"));
-        assert!(m("**x**", "aaxbb"));
-        assert!(glob_match(b"HELLO", b"hello", true));
-        assert!(glob_match(b"[A-C]", b"b", true));
-        assert!(!glob_match(b"HELLO", b"hello", false));
-    }
-
-    #[test]
-    fn glob_is_fast_on_pathological_patterns() {
-        let s = "a".repeat(50);
-        let p = format!("{}b", "a*".repeat(30));
-        assert!(!m(&p, &s));
-    }
 
     #[test]
     fn cursor_parsing() {

@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{glob_match, help, subcommand};
+use super::{help, subcommand};
 use crate::cmd::args::text;
 use crate::cmd::exec::{Ctx, EngineStats};
+use crate::cmd::glob::glob_match;
 use crate::cmd::reply::{CmdError, CmdResult, Reply};
 use crate::config::{find_param, Config, Mode, ALIASES, PARAMS};
 
