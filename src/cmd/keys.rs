@@ -463,13 +463,9 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         touch_watched_in_db(ctx.st, a, Some(b));
         touch_watched_in_db(ctx.st, b, Some(a));
         if !ctx.st.blocked.is_empty() {
+            // `scanDatabaseForReadyKeys`: only the keys someone waits on are looked at.
             for db in [a, b] {
-                let lists: Vec<Bytes> = ctx.st.ks.dbs[db]
-                    .iter()
-                    .filter(|(_, e)| matches!(e.value, Value::List(_)))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in lists {
+                for k in ctx.st.blocked.waiting_keys(db) {
                     signal_list(ctx, db, &k);
                 }
             }

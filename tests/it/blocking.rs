@@ -335,3 +335,100 @@ fn waiters_in_another_database_are_not_served() {
     p.cmd(&["RPUSH", "q", "db1"]);
     assert_eq!(reply(&mut w), pair("q", "db1"));
 }
+
+/// Waits until `INFO clients` of the server at `addr` reports `n` blocked clients (works for
+/// redis-server and kura alike).
+fn wait_blocked_at(addr: std::net::SocketAddr, n: usize) {
+    let mut c = Raw::connect(addr);
+    let want = format!("blocked_clients:{n}\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.cmd(&["INFO", "clients"]).contains(&want) {
+        assert!(Instant::now() < deadline, "{addr}: never {want:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Every command that can create a list under a key wakes the clients blocked on that key,
+/// as Redis's `signalKeyAsReady` calls in RENAME, MOVE, COPY, RESTORE and SWAPDB do. Each
+/// case: commands to prepare (db 0), the waiter's database and BLPOP key, the door.
+#[test]
+fn blocked_clients_are_woken_by_every_door_that_creates_a_list() {
+    let cases: &[(&str, &[&[&str]], &str, &[&str])] = &[
+        (
+            "RENAME",
+            &[&["RPUSH", "src", "a"]],
+            "0",
+            &["RENAME", "src", "q"],
+        ),
+        (
+            "RENAMENX",
+            &[&["RPUSH", "src", "a"]],
+            "0",
+            &["RENAMENX", "src", "q"],
+        ),
+        ("MOVE", &[&["RPUSH", "q", "a"]], "1", &["MOVE", "q", "1"]),
+        (
+            "COPY",
+            &[&["RPUSH", "src", "a"]],
+            "0",
+            &["COPY", "src", "q"],
+        ),
+        (
+            "COPY DB",
+            &[&["RPUSH", "src", "a"]],
+            "2",
+            &["COPY", "src", "q", "DB", "2"],
+        ),
+        (
+            "SWAPDB",
+            &[&["SELECT", "3"], &["RPUSH", "q", "a"], &["SELECT", "0"]],
+            "0",
+            &["SWAPDB", "0", "3"],
+        ),
+    ];
+    let kura = Kura::start();
+    let redis = RedisServer::start(&[]);
+    let servers =
+        std::iter::once(("kura", kura.addr)).chain(redis.as_ref().map(|r| ("redis", r.addr)));
+    for (name, addr) in servers {
+        let mut p = Raw::connect(addr);
+        // RESTORE needs a payload: DUMP of a one-element list.
+        p.cmd(&["RPUSH", "tmp", "a"]);
+        p.send(&[b"DUMP", b"tmp"]);
+        let dump = p.read_reply();
+        let payload = &dump[dump.iter().position(|&b| b == b'\n').unwrap() + 1..dump.len() - 2];
+        let restore: Vec<&[u8]> = vec![b"RESTORE", b"q", b"0", payload];
+        let restore_case: (&str, &[&[&str]], &str) = ("RESTORE", &[], "0");
+        for (door, setup, db, cmd) in cases
+            .iter()
+            .map(|(d, s, db, c)| (*d, *s, *db, Some(*c)))
+            .chain(std::iter::once((
+                restore_case.0,
+                restore_case.1,
+                restore_case.2,
+                None,
+            )))
+        {
+            p.cmd(&["FLUSHALL"]);
+            for c in setup {
+                p.cmd(c);
+            }
+            let mut w = Raw::connect(addr);
+            w.cmd(&["SELECT", db]);
+            send(&mut w, &["BLPOP", "q", "0"]);
+            wait_blocked_at(addr, 1);
+            match cmd {
+                Some(c) => {
+                    let r = p.cmd(c);
+                    assert!(!r.starts_with('-'), "{name} {door}: {r}");
+                }
+                None => {
+                    p.send(&restore);
+                    assert_eq!(p.read_reply(), b"+OK\r\n", "{name} {door}");
+                }
+            }
+            assert_eq!(reply(&mut w), pair("q", "a"), "{name}: woken by {door}");
+            wait_blocked_at(addr, 0);
+        }
+    }
+}
