@@ -220,27 +220,50 @@ impl<'a> Ctx<'a> {
         true
     }
 
-    /// Looks a key up for reading: expiry applied, hits/misses counted, access time updated.
+    /// Looks a key up for reading (`lookupKeyRead`): expiry applied, hits/misses counted, and
+    /// the access time (`OBJECT IDLETIME`) updated as Redis's LRU clock is.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Entry> {
         let db = self.sess.db;
         if self.expire_if_needed(db, key) {
             self.st.stats.keyspace_misses += 1;
             return None;
         }
-        match self.st.ks.dbs[db].get(key) {
+        let access = (self.now / 1000) as u32;
+        let found = self.st.ks.dbs[db].get_touched(key, access);
+        match found {
             Some(_) => self.st.stats.keyspace_hits += 1,
             None => self.st.stats.keyspace_misses += 1,
         }
-        self.st.ks.dbs[db].get(key)
+        found
     }
 
-    /// Looks a key up for writing (expiry applied, no hit counting).
+    /// Looks a key up for reading without updating its access time (`LOOKUP_NOTOUCH`: EXISTS,
+    /// TYPE, the TTL family, OBJECT, SCAN's TYPE filter); expiry applied, hits/misses counted.
+    pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&Entry> {
+        let db = self.sess.db;
+        if self.expire_if_needed(db, key) {
+            self.st.stats.keyspace_misses += 1;
+            return None;
+        }
+        let found = self.st.ks.dbs[db].get(key);
+        match found {
+            Some(_) => self.st.stats.keyspace_hits += 1,
+            None => self.st.stats.keyspace_misses += 1,
+        }
+        found
+    }
+
+    /// Looks a key up for writing (`lookupKeyWrite`): expiry applied, no hit counting, the
+    /// access time updated.
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let db = self.sess.db;
         if self.expire_if_needed(db, key) {
             return None;
         }
-        self.st.ks.dbs[db].get_mut(key)
+        let access = (self.now / 1000) as u32;
+        let e = self.st.ks.dbs[db].get_mut(key)?;
+        e.access = access;
+        Some(e)
     }
 
     /// Reports whether a live key exists, without counting a hit or miss.

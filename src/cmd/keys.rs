@@ -138,18 +138,6 @@ pub fn touch_watched_in_db(st: &mut EngineState, emptied: usize, replaced_with: 
     }
 }
 
-/// Records a read access for `OBJECT IDLETIME` (Redis updates the LRU clock on every lookup
-/// without `LOOKUP_NOTOUCH`); writes the entry at most once per second.
-pub fn note_access(ctx: &mut Ctx<'_>, key: &[u8]) {
-    let now_s = (ctx.now / 1000) as u32;
-    let db = ctx.db();
-    if db.get(key).is_some_and(|e| e.access != now_s) {
-        if let Some(e) = db.get_mut(key) {
-            e.access = now_s;
-        }
-    }
-}
-
 /// Reports whether an absolute expiry time is already past, so the key must be deleted now
 /// (`checkAlreadyExpired`: never on a replica nor while loading the AOF).
 pub fn already_expired(ctx: &Ctx<'_>, when: i64) -> bool {
@@ -182,7 +170,7 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &argv[1..] {
-        if ctx.lookup_read(k).is_some() {
+        if ctx.lookup_read_notouch(k).is_some() {
             n += 1;
         }
     }
@@ -191,7 +179,7 @@ fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let name = ctx
-        .lookup_read(&argv[1])
+        .lookup_read_notouch(&argv[1])
         .map_or("none", |e| e.value.type_name());
     Ok(Reply::Simple(name.to_string()))
 }
@@ -200,7 +188,6 @@ fn touch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &argv[1..] {
         if ctx.lookup_read(k).is_some() {
-            note_access(ctx, k);
             n += 1;
         }
     }
@@ -284,7 +271,7 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         // counting a hit or miss); otherwise expired keys are only dropped.
         let live = match type_filter {
             Some(want) => ctx
-                .lookup_read(&k)
+                .lookup_read_notouch(&k)
                 .is_some_and(|e| want.eq_ignore_ascii_case(e.value.type_name().as_bytes())),
             None => !ctx.expire_if_needed(db, &k),
         };
@@ -548,11 +535,9 @@ fn expire_generic(
         when = when.checked_mul(1000).ok_or_else(|| invalid_expire(name))?;
     }
     when = when.checked_add(base).ok_or_else(|| invalid_expire(name))?;
-    let now_s = (ctx.now / 1000) as u32;
     let Some(e) = ctx.lookup_write(key) else {
         return Ok(Reply::Int(0));
     };
-    e.access = now_s;
     let current = e.expire_at;
     if flags & EXPIRE_NX != 0 && current.is_some() {
         return Ok(Reply::Int(0));
@@ -589,7 +574,7 @@ fn expire_generic(
 /// seconds rounded to nearest.
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, absolute: bool) -> CmdResult {
     let now = ctx.now;
-    let Some(e) = ctx.lookup_read(key) else {
+    let Some(e) = ctx.lookup_read_notouch(key) else {
         return Ok(Reply::Int(-2));
     };
     Ok(Reply::Int(match e.expire_at {
@@ -623,14 +608,7 @@ fn pexpiretime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn persist(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let now_s = (ctx.now / 1000) as u32;
-    let had = match ctx.lookup_write(key) {
-        Some(e) => {
-            e.access = now_s;
-            e.expire_at.is_some()
-        }
-        None => false,
-    };
+    let had = ctx.lookup_write(key).is_some_and(|e| e.expire_at.is_some());
     if !had {
         return Ok(Reply::Int(0));
     }
@@ -729,7 +707,7 @@ fn object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now;
     let lfu = ctx.srv.with_config(|c| c.maxmemory_policy.contains("lfu"));
-    let Some(e) = ctx.lookup_read(&argv[2]) else {
+    let Some(e) = ctx.lookup_read_notouch(&argv[2]) else {
         return Ok(Reply::Nil);
     };
     match sub.as_str() {

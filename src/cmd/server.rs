@@ -412,7 +412,8 @@ fn memory(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     let key = &argv[2];
-    let Some(e) = ctx.lookup_read(key) else {
+    // `dictFind` on the keyspace, as Redis does: no expiry check, no hit counting, no touch.
+    let Some(e) = ctx.db().get(key) else {
         return Ok(Reply::Nil);
     };
     // Key and entry headers, plus the value's own estimate.

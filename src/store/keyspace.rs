@@ -72,6 +72,20 @@ impl Db {
         self.shards[shard_of(key)].get(key)
     }
 
+    /// Returns a key's entry after recording a read access at `access` (unix seconds), the
+    /// LRU clock `OBJECT IDLETIME` reads. Like Redis, which skips the update while a fork
+    /// shares its pages, the access is not recorded when the shard is shared with a
+    /// snapshot: a read never copies a shard.
+    pub fn get_touched(&mut self, key: &[u8], access: u32) -> Option<&Entry> {
+        let shard = &mut self.shards[shard_of(key)];
+        if Arc::get_mut(shard).is_none() {
+            return shard.get(key);
+        }
+        let e = Arc::make_mut(shard).get_mut(key)?;
+        e.access = access;
+        Some(e)
+    }
+
     /// Returns a key's entry for changing its value.
     ///
     /// Callers change `expire_at` only through [`Db::set_expire`], which keeps the expiry
@@ -269,6 +283,19 @@ mod tests {
             Bytes::from(k.to_string()),
             Entry::new(Value::Str(Bytes::from("v")), 0),
         );
+    }
+
+    #[test]
+    fn reads_record_access_unless_a_snapshot_shares_the_shard() {
+        let mut ks = Keyspace::new(1);
+        put(&mut ks.dbs[0], "k");
+        assert_eq!(ks.dbs[0].get_touched(b"k", 7).map(|e| e.access), Some(7));
+        assert!(ks.dbs[0].get_touched(b"missing", 7).is_none());
+        let snap = ks.snapshot();
+        // Shared with the snapshot: answered, not recorded, not copied.
+        assert_eq!(ks.dbs[0].get_touched(b"k", 9).map(|e| e.access), Some(7));
+        drop(snap);
+        assert_eq!(ks.dbs[0].get_touched(b"k", 9).map(|e| e.access), Some(9));
     }
 
     #[test]

@@ -348,44 +348,25 @@ fn wait_blocked_at(addr: std::net::SocketAddr, n: usize) {
     }
 }
 
+/// A command that can create a list under `q` while a client blocks on it.
+struct Door {
+    name: &'static str,
+    /// Run first, in database 0.
+    setup: Vec<Vec<Vec<u8>>>,
+    /// The database the waiter selects before `BLPOP q 0`.
+    waiter_db: &'static str,
+    /// The door itself, in database 0.
+    cmd: Vec<Vec<u8>>,
+}
+
+fn argv(args: &[&str]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.as_bytes().to_vec()).collect()
+}
+
 /// Every command that can create a list under a key wakes the clients blocked on that key,
-/// as Redis's `signalKeyAsReady` calls in RENAME, MOVE, COPY, RESTORE and SWAPDB do. Each
-/// case: commands to prepare (db 0), the waiter's database and BLPOP key, the door.
+/// as Redis's `signalKeyAsReady` calls in RENAME, MOVE, COPY, RESTORE and SWAPDB do.
 #[test]
 fn blocked_clients_are_woken_by_every_door_that_creates_a_list() {
-    let cases: &[(&str, &[&[&str]], &str, &[&str])] = &[
-        (
-            "RENAME",
-            &[&["RPUSH", "src", "a"]],
-            "0",
-            &["RENAME", "src", "q"],
-        ),
-        (
-            "RENAMENX",
-            &[&["RPUSH", "src", "a"]],
-            "0",
-            &["RENAMENX", "src", "q"],
-        ),
-        ("MOVE", &[&["RPUSH", "q", "a"]], "1", &["MOVE", "q", "1"]),
-        (
-            "COPY",
-            &[&["RPUSH", "src", "a"]],
-            "0",
-            &["COPY", "src", "q"],
-        ),
-        (
-            "COPY DB",
-            &[&["RPUSH", "src", "a"]],
-            "2",
-            &["COPY", "src", "q", "DB", "2"],
-        ),
-        (
-            "SWAPDB",
-            &[&["SELECT", "3"], &["RPUSH", "q", "a"], &["SELECT", "0"]],
-            "0",
-            &["SWAPDB", "0", "3"],
-        ),
-    ];
     let kura = Kura::start();
     let redis = RedisServer::start(&[]);
     let servers =
@@ -396,38 +377,79 @@ fn blocked_clients_are_woken_by_every_door_that_creates_a_list() {
         p.cmd(&["RPUSH", "tmp", "a"]);
         p.send(&[b"DUMP", b"tmp"]);
         let dump = p.read_reply();
-        let payload = &dump[dump.iter().position(|&b| b == b'\n').unwrap() + 1..dump.len() - 2];
-        let restore: Vec<&[u8]> = vec![b"RESTORE", b"q", b"0", payload];
-        let restore_case: (&str, &[&[&str]], &str) = ("RESTORE", &[], "0");
-        for (door, setup, db, cmd) in cases
-            .iter()
-            .map(|(d, s, db, c)| (*d, *s, *db, Some(*c)))
-            .chain(std::iter::once((
-                restore_case.0,
-                restore_case.1,
-                restore_case.2,
-                None,
-            )))
-        {
+        let start = dump.iter().position(|&b| b == b'\n').expect("bulk") + 1;
+        let payload = dump[start..dump.len() - 2].to_vec();
+        let src = || vec![argv(&["RPUSH", "src", "a"])];
+        let doors = [
+            Door {
+                name: "RENAME",
+                setup: src(),
+                waiter_db: "0",
+                cmd: argv(&["RENAME", "src", "q"]),
+            },
+            Door {
+                name: "RENAMENX",
+                setup: src(),
+                waiter_db: "0",
+                cmd: argv(&["RENAMENX", "src", "q"]),
+            },
+            Door {
+                name: "MOVE",
+                setup: vec![argv(&["RPUSH", "q", "a"])],
+                waiter_db: "1",
+                cmd: argv(&["MOVE", "q", "1"]),
+            },
+            Door {
+                name: "COPY",
+                setup: src(),
+                waiter_db: "0",
+                cmd: argv(&["COPY", "src", "q"]),
+            },
+            Door {
+                name: "COPY DB",
+                setup: src(),
+                waiter_db: "2",
+                cmd: argv(&["COPY", "src", "q", "DB", "2"]),
+            },
+            Door {
+                name: "RESTORE",
+                setup: vec![],
+                waiter_db: "0",
+                cmd: vec![b"RESTORE".to_vec(), b"q".to_vec(), b"0".to_vec(), payload],
+            },
+            Door {
+                name: "SWAPDB",
+                setup: vec![
+                    argv(&["SELECT", "3"]),
+                    argv(&["RPUSH", "q", "a"]),
+                    argv(&["SELECT", "0"]),
+                ],
+                waiter_db: "0",
+                cmd: argv(&["SWAPDB", "0", "3"]),
+            },
+        ];
+        let run = |p: &mut Raw, c: &[Vec<u8>]| {
+            let args: Vec<&[u8]> = c.iter().map(|a| a.as_slice()).collect();
+            p.send(&args);
+            p.read_reply()
+        };
+        for door in doors {
             p.cmd(&["FLUSHALL"]);
-            for c in setup {
-                p.cmd(c);
+            for c in &door.setup {
+                run(&mut p, c);
             }
             let mut w = Raw::connect(addr);
-            w.cmd(&["SELECT", db]);
+            w.cmd(&["SELECT", door.waiter_db]);
             send(&mut w, &["BLPOP", "q", "0"]);
             wait_blocked_at(addr, 1);
-            match cmd {
-                Some(c) => {
-                    let r = p.cmd(c);
-                    assert!(!r.starts_with('-'), "{name} {door}: {r}");
-                }
-                None => {
-                    p.send(&restore);
-                    assert_eq!(p.read_reply(), b"+OK\r\n", "{name} {door}");
-                }
-            }
-            assert_eq!(reply(&mut w), pair("q", "a"), "{name}: woken by {door}");
+            let r = run(&mut p, &door.cmd);
+            assert!(!r.starts_with(b"-"), "{name} {}: {r:?}", door.name);
+            assert_eq!(
+                reply(&mut w),
+                pair("q", "a"),
+                "{name}: woken by {}",
+                door.name
+            );
             wait_blocked_at(addr, 0);
         }
     }

@@ -434,3 +434,74 @@ fn scan_returns_every_key_present_for_the_whole_scan() {
         assert!(seen.contains(&format!("stable:{i}")), "stable:{i} missed");
     }
 }
+
+/// Which lookups refresh a key's access time (`OBJECT IDLETIME`), as observed on
+/// redis-server 7.0.15: every read and write lookup does, except the `LOOKUP_NOTOUCH` ones
+/// (EXISTS, TYPE, the TTL family, OBJECT, SCAN's TYPE filter) and KEYS, which looks nothing
+/// up. Each case runs on its own key after the clock moved 5 s.
+#[test]
+fn reads_and_writes_refresh_the_access_time_like_redis() {
+    let kura = Kura::start();
+    let mut c = kura.client();
+    // (key, command with `K` standing for the key, whether it touches)
+    let cases: &[(&str, &[&str], bool)] = &[
+        ("l", &["LRANGE", "K", "0", "-1"], true),
+        ("l", &["LLEN", "K"], true),
+        ("l", &["LINDEX", "K", "0"], true),
+        ("l", &["LPOS", "K", "a"], true),
+        ("l", &["LPUSH", "K", "z"], true),
+        ("l", &["LINSERT", "K", "BEFORE", "nope", "x"], true),
+        ("l", &["LREM", "K", "0", "nope"], true),
+        ("h", &["HGET", "K", "f"], true),
+        ("h", &["HGETALL", "K"], true),
+        ("h", &["HLEN", "K"], true),
+        ("h", &["HEXISTS", "K", "f"], true),
+        ("h", &["HSCAN", "K", "0"], true),
+        ("h", &["HRANDFIELD", "K"], true),
+        ("h", &["HSET", "K", "f", "2"], true),
+        ("h", &["HDEL", "K", "nope"], true),
+        ("s", &["GET", "K"], true),
+        ("s", &["STRLEN", "K"], true),
+        ("s", &["MGET", "K"], true),
+        // Fails (not an integer) after its write lookup.
+        ("s", &["INCR", "K"], true),
+        ("s", &["DUMP", "K"], true),
+        ("s", &["TOUCH", "K"], true),
+        ("s", &["COPY", "K", "copy"], true),
+        ("s", &["EXPIRE", "K", "1000"], true),
+        ("s", &["PERSIST", "K"], true),
+        ("s", &["EXISTS", "K"], false),
+        ("s", &["TYPE", "K"], false),
+        ("s", &["TTL", "K"], false),
+        ("s", &["PEXPIRETIME", "K"], false),
+        ("s", &["OBJECT", "ENCODING", "K"], false),
+        ("s", &["MEMORY", "USAGE", "K"], false),
+        ("s", &["SCAN", "0", "MATCH", "K", "TYPE", "string"], false),
+        ("s", &["KEYS", "K"], false),
+    ];
+    for (i, (kind, _, _)) in cases.iter().enumerate() {
+        let key = format!("{kind}{i}");
+        match *kind {
+            "l" => c.cmd(&["RPUSH", &key, "a", "b"]),
+            "h" => c.cmd(&["HSET", &key, "f", "1"]),
+            _ => c.cmd(&["SET", &key, "value"]),
+        };
+    }
+    kura.state.clock.advance(5_000);
+    let mut wrong = Vec::new();
+    for (i, (kind, cmd, touches)) in cases.iter().enumerate() {
+        let key = format!("{kind}{i}");
+        let args: Vec<&str> = cmd
+            .iter()
+            .map(|a| if *a == "K" { key.as_str() } else { *a })
+            .collect();
+        let r = c.cmd(&args);
+        assert!(!r.starts_with('-') || args[0] == "INCR", "{args:?}: {r}");
+        let idle = c.cmd(&["OBJECT", "IDLETIME", &key]);
+        let want = if *touches { ":0\r\n" } else { ":5\r\n" };
+        if idle != want {
+            wrong.push(format!("{args:?}: idle {idle:?}, want {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
