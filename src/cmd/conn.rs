@@ -94,11 +94,7 @@ fn quit(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let id = int(&argv[1])?;
-    if id < 0 || id as usize >= ctx.st.ks.dbs.len() || id > i32::MAX as i64 {
-        return Err(CmdError::DbIndexOutOfRange);
-    }
-    ctx.sess.db = id as usize;
+    ctx.sess.db = super::keys::db_index(ctx, &argv[1])?;
     Ok(Reply::Ok)
 }
 

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::args::{int, is, own, text};
+use super::args::{int, int32, is, own, text};
 use super::exec::{Ctx, EngineState};
 use super::glob::glob_match;
 use super::reply::{CmdError, CmdResult, Reply};
@@ -81,18 +81,13 @@ pub static COMMANDS: &[CommandSpec] = &[
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Parses a database index as `getIntFromObjectOrReply` + `selectDb` do.
-fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
-    let id = int(arg)?;
-    if id < i32::MIN as i64 || id > i32::MAX as i64 {
-        return Err(CmdError::err(
-            "value is out of range, value must between -2147483648 and 2147483647",
-        ));
-    }
-    if id < 0 || id as usize >= ctx.st.ks.dbs.len() {
-        return Err(CmdError::DbIndexOutOfRange);
-    }
-    Ok(id as usize)
+/// Parses a database index as `getIntFromObjectOrReply` + `selectDb` do (MOVE, COPY).
+pub(crate) fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
+    let id = int32(arg)?;
+    usize::try_from(id)
+        .ok()
+        .filter(|&i| i < ctx.st.ks.dbs.len())
+        .ok_or(CmdError::DbIndexOutOfRange)
 }
 
 /// Redis's `shared.sameobjecterr`.
