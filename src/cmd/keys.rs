@@ -633,9 +633,20 @@ fn flushdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     touch_watched_in_db(ctx.st, db, None);
     let n = ctx.db().len() as u64;
     ctx.db().clear();
-    // Redis forces propagation even of an empty flush; the stream needs dirty > 0 for that.
-    ctx.add_dirty(n.max(1));
+    flushed(ctx, argv, n);
     Ok(Reply::Ok)
+}
+
+/// Counts the keys a flush removed as changes (`server.dirty += emptyData(…)`) and makes
+/// sure the flush is propagated even when it removed nothing (`forceCommandPropagation`):
+/// with no change counted, nothing else would log it.
+fn flushed(ctx: &mut Ctx<'_>, argv: &[Bytes], removed: u64) {
+    if removed > 0 {
+        ctx.add_dirty(removed);
+    } else {
+        let db = ctx.dbi();
+        ctx.st.stream.append(db, argv);
+    }
 }
 
 fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -646,7 +657,9 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         n += ctx.st.ks.dbs[db].len() as u64;
         ctx.st.ks.dbs[db].clear();
     }
-    ctx.add_dirty(n + 1);
+    // Redis 7.0.15 adds no extra change for FLUSHALL itself (a configured save point would
+    // save here and reset the counter; kura has no RDB saving yet).
+    flushed(ctx, argv, n);
     Ok(Reply::Ok)
 }
 

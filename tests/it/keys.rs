@@ -505,3 +505,62 @@ fn reads_and_writes_refresh_the_access_time_like_redis() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// FLUSHDB and FLUSHALL count one change per key removed and nothing more
+/// (`rdb_changes_since_last_save` as redis-server 7.0.15 reports it), yet are propagated
+/// even when there was nothing to remove (`forceCommandPropagation`).
+#[test]
+fn flushes_count_removed_keys_and_always_propagate() {
+    let steps: &[&[&str]] = &[
+        &["FLUSHDB"],
+        &["FLUSHALL"],
+        &["SET", "a", "1"],
+        &["SET", "b", "1"],
+        &["FLUSHDB"],
+        &["FLUSHDB", "ASYNC"],
+        &["SET", "a", "1"],
+        &["SELECT", "1"],
+        &["RPUSH", "l", "x", "y"],
+        &["FLUSHALL"],
+        &["FLUSHALL", "SYNC"],
+    ];
+    let changes = |c: &mut crate::support::Raw| -> String {
+        let info = c.cmd(&["INFO", "persistence"]);
+        info.lines()
+            .find(|l| l.starts_with("rdb_changes_since_last_save:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let kura = Kura::start();
+    let redis = RedisServer::start(&[]);
+    let mut seen = Vec::new();
+    for addr in std::iter::once(kura.addr).chain(redis.as_ref().map(|r| r.addr)) {
+        let mut c = crate::support::Raw::connect(addr);
+        let mut counts = vec![changes(&mut c)];
+        for s in steps {
+            c.cmd(s);
+            counts.push(changes(&mut c));
+        }
+        seen.push(counts);
+    }
+    assert_eq!(seen[0][seen[0].len() - 1], "rdb_changes_since_last_save:9");
+    if let [k, r] = &seen[..] {
+        assert_eq!(k, r, "kura, then redis-server");
+    }
+    let flushes: Vec<String> = kura_stream(&kura)
+        .into_iter()
+        .filter(|c| c[0].to_ascii_lowercase().starts_with("flush"))
+        .map(|c| c.join(" "))
+        .collect();
+    assert_eq!(
+        flushes,
+        [
+            "FLUSHDB",
+            "FLUSHALL",
+            "FLUSHDB",
+            "FLUSHDB ASYNC",
+            "FLUSHALL",
+            "FLUSHALL SYNC"
+        ]
+    );
+}
