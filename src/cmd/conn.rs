@@ -168,10 +168,11 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             setname = Some(name.clone());
             i += 2;
         } else {
-            return Err(CmdError::err(format!(
-                "Syntax error in HELLO option '{}'",
-                text(&argv[i])
-            )));
+            return Err(CmdError::echo(
+                "ERR Syntax error in HELLO option '",
+                &argv[i],
+                "'",
+            ));
         }
     }
     if authed {

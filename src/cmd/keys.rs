@@ -479,7 +479,7 @@ fn expire_flags(args: &[Bytes]) -> Result<u8, CmdError> {
         } else if is(a, "lt") {
             EXPIRE_LT
         } else {
-            return Err(CmdError::err(format!("Unsupported option {}", text(a))));
+            return Err(CmdError::echo("ERR Unsupported option ", a, ""));
         };
     }
     if flags & EXPIRE_NX != 0 && flags & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT) != 0 {
@@ -702,7 +702,7 @@ fn object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         "encoding" | "freq" | "idletime" | "refcount" => 3,
         _ => {
             return Err(CmdError::UnknownSubcommand {
-                sub: text(&argv[1]).chars().take(128).collect(),
+                sub: argv[1].clone(),
                 cmd: text(&argv[0]).to_uppercase(),
             })
         }

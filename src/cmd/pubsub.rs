@@ -27,7 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::args::{own, text};
 use super::exec::Ctx;
 use super::glob::glob_match;
-use super::reply::{CmdError, CmdResult, Reply};
+use super::reply::{c_str, CmdError, CmdResult, Reply};
 use super::session::{ReplyMode, Session};
 use super::table::flags::*;
 use super::table::CommandSpec;
@@ -493,11 +493,6 @@ const HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// Truncates like C's `%.128s`, for names echoed in errors.
-fn clip(arg: &[u8]) -> String {
-    text(&arg[..arg.len().min(128)])
-}
-
 /// Returns the arity of a PUBSUB subcommand (lowercase), `None` when there is no such one.
 fn subcommand_arity(sub: &[u8]) -> Option<i32> {
     match sub {
@@ -527,19 +522,20 @@ fn pubsub(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // `pubsub|x` name).
     if subcommand_arity(&sub).is_none() {
         return Err(CmdError::UnknownSubcommand {
-            sub: clip(&argv[1]),
+            sub: argv[1].clone(),
             cmd: text(&argv[0]).to_ascii_uppercase(),
         });
     }
     if refused_before_running(argv) {
         return Err(CmdError::Arity(format!("pubsub|{}", text(&sub))));
     }
+    // `addReplySubcommandSyntaxError`: the subcommand echoed raw, as `%.128s`.
     let syntax = || {
-        CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-            clip(&argv[1]),
-            text(&argv[0]).to_ascii_uppercase()
-        ))
+        CmdError::echo(
+            "ERR unknown subcommand or wrong number of arguments for '",
+            c_str(&argv[1], 128),
+            &format!("'. Try {} HELP.", text(&argv[0]).to_ascii_uppercase()),
+        )
     };
     let reg = registry(ctx.srv);
     match sub.as_slice() {

@@ -14,7 +14,7 @@ pub mod slowlog;
 
 use bytes::Bytes;
 
-use super::args::{int, is, text};
+use super::args::{int, is};
 use super::exec::Ctx;
 use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
@@ -158,7 +158,7 @@ pub fn subcommand(name: &str, argv: &[Bytes], subs: &[&str]) -> Result<String, C
     let full = format!("{name}|{sub}");
     if !subs.contains(&full.as_str()) {
         return Err(CmdError::UnknownSubcommand {
-            sub: text(&argv[1]).chars().take(128).collect(),
+            sub: argv[1].clone(),
             cmd: name.to_ascii_uppercase(),
         });
     }
@@ -360,10 +360,7 @@ fn function(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     }
                     i += 2;
                 } else {
-                    return Err(CmdError::err(format!(
-                        "Unknown argument {}",
-                        text(&argv[i])
-                    )));
+                    return Err(CmdError::echo("ERR Unknown argument ", &argv[i], ""));
                 }
             }
             Ok(Reply::Array(vec![]))

@@ -109,9 +109,11 @@ fn set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CmdResult {
     for pair in pairs.chunks(2) {
         let name = text(&pair[0]);
         let Some(p) = find_param(&name) else {
-            return Err(CmdError::err(format!(
-                "Unknown option or number of arguments for CONFIG SET - '{name}'"
-            )));
+            return Err(CmdError::echo(
+                "ERR Unknown option or number of arguments for CONFIG SET - '",
+                &pair[0],
+                "'",
+            ));
         };
         let lower = name.to_ascii_lowercase();
         match p.mode {
