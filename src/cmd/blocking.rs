@@ -61,6 +61,8 @@ pub struct Waiter {
     pub keys: Vec<Bytes>,
     /// What to do once served.
     pub op: BlockOp,
+    /// Whether it waits with a timeout (`clients_in_timeout_table` counts only those).
+    pub timed: bool,
     tx: oneshot::Sender<Reply>,
 }
 
@@ -85,6 +87,12 @@ impl Blocked {
         self.waiters.is_empty()
     }
 
+    /// Returns the number of blocked clients waiting with a timeout
+    /// (`clients_in_timeout_table` in INFO: Redis leaves `BLPOP k 0` out of that table).
+    pub fn timed_len(&self) -> usize {
+        self.waiters.values().filter(|w| w.timed).count()
+    }
+
     /// Reports whether some client waits on `key`.
     pub fn has_waiters(&self, db: usize, key: &[u8]) -> bool {
         !self.waiters.is_empty() && self.queues.contains_key(&(db, Bytes::copy_from_slice(key)))
@@ -100,13 +108,15 @@ impl Blocked {
         self.waiters.values().any(|w| w.client_id == client_id)
     }
 
-    /// Blocks a client on `keys`; returns its waiter id and where its reply will arrive.
+    /// Blocks a client on `keys` (`timed`: with a timeout); returns its waiter id and where
+    /// its reply will arrive.
     pub fn block(
         &mut self,
         client_id: u64,
         db: usize,
         keys: Vec<Bytes>,
         op: BlockOp,
+        timed: bool,
     ) -> (u64, oneshot::Receiver<Reply>) {
         self.next_id += 1;
         let id = self.next_id;
@@ -125,6 +135,7 @@ impl Blocked {
                 db,
                 keys,
                 op,
+                timed,
                 tx,
             },
         );
@@ -371,8 +382,14 @@ mod tests {
     #[test]
     fn waiters_queue_per_key_and_withdraw_cleanly() {
         let mut b = Blocked::default();
-        let (w1, _rx1) = b.block(7, 0, keys(&["a", "b", "a"]), BlockOp::Pop { left: true });
-        let (_w2, _rx2) = b.block(8, 0, keys(&["a"]), BlockOp::Pop { left: false });
+        let (w1, _rx1) = b.block(
+            7,
+            0,
+            keys(&["a", "b", "a"]),
+            BlockOp::Pop { left: true },
+            false,
+        );
+        let (_w2, _rx2) = b.block(8, 0, keys(&["a"]), BlockOp::Pop { left: false }, false);
         assert_eq!(b.len(), 2);
         assert!(b.has_waiters(0, b"a") && b.has_waiters(0, b"b"));
         assert!(!b.has_waiters(1, b"a"));
@@ -396,8 +413,8 @@ mod tests {
     #[test]
     fn closed_waiters_are_skipped() {
         let mut b = Blocked::default();
-        let (_, rx) = b.block(1, 0, keys(&["q"]), BlockOp::Pop { left: true });
-        let (_, _rx2) = b.block(2, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        let (_, rx) = b.block(1, 0, keys(&["q"]), BlockOp::Pop { left: true }, false);
+        let (_, _rx2) = b.block(2, 0, keys(&["q"]), BlockOp::Pop { left: true }, false);
         drop(rx);
         let next = b
             .next_waiter(0, &Bytes::from_static(b"q"))
@@ -434,7 +451,7 @@ mod tests {
 
     /// Serves a waiter whose connection closed after it was taken from the queue.
     fn serve_vanished(st: &mut EngineState, op: BlockOp) {
-        let (id, rx) = st.blocked.block(1, 0, keys(&["src"]), op);
+        let (id, rx) = st.blocked.block(1, 0, keys(&["src"]), op, true);
         let w = st.blocked.remove(id).expect("waiter");
         drop(rx);
         serve_one(
@@ -510,7 +527,7 @@ mod tests {
     #[test]
     fn unblock_with_a_reply_delivers_it() {
         let mut b = Blocked::default();
-        let (_, mut rx) = b.block(3, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        let (_, mut rx) = b.block(3, 0, keys(&["q"]), BlockOp::Pop { left: true }, false);
         let err = Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into());
         assert!(b.unblock_client(3, Some(err.clone())));
         assert_eq!(rx.try_recv().ok(), Some(err));

@@ -751,7 +751,10 @@ fn block(
 ) -> CmdResult {
     let db = ctx.dbi();
     let keys = keys.iter().map(own).collect();
-    let (waiter, rx) = ctx.st.blocked.block(ctx.sess.id, db, keys, op);
+    let (waiter, rx) = ctx
+        .st
+        .blocked
+        .block(ctx.sess.id, db, keys, op, timeout.is_some());
     ctx.block = Some(BlockRequest {
         rx,
         waiter,

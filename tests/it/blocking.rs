@@ -454,3 +454,24 @@ fn blocked_clients_are_woken_by_every_door_that_creates_a_list() {
         }
     }
 }
+
+/// `clients_in_timeout_table` counts only the blocked clients that have a timeout.
+#[test]
+fn only_timed_waiters_are_in_the_timeout_table() {
+    let kura = Kura::start();
+    let redis = RedisServer::start(&[]);
+    let servers =
+        std::iter::once(("kura", kura.addr)).chain(redis.as_ref().map(|r| ("redis", r.addr)));
+    for (name, addr) in servers {
+        let mut forever = Raw::connect(addr);
+        let mut timed = Raw::connect(addr);
+        send(&mut forever, &["BLPOP", "q", "0"]);
+        send(&mut timed, &["BRPOP", "q", "100"]);
+        wait_blocked_at(addr, 2);
+        let info = Raw::connect(addr).cmd(&["INFO", "clients"]);
+        assert!(
+            info.contains("\r\nclients_in_timeout_table:1\r\n"),
+            "{name}: {info}"
+        );
+    }
+}
