@@ -261,7 +261,8 @@ pub fn client_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Ok)
         }
-        // Redis 7.2's CLIENT NO-TOUCH: kura keeps no access times that reads would update.
+        // Redis 7.2's CLIENT NO-TOUCH (7.0 has none): accepted, not honoured — this client's
+        // reads still refresh access times.
         "no-touch" => on_off(&argv[2]).map(|_| Reply::Ok),
         "getredir" => Ok(Reply::Int(-1)),
         "unblock" => {
