@@ -23,6 +23,12 @@ pub async fn run(state: Arc<ServerState>, _drain: mpsc::Sender<()>) {
             _ = shutdown.changed() => return,
         }
         crate::memory::refresh(&state);
+        {
+            let mut st = state.engine.lock();
+            let commands = st.stats.total_commands_processed;
+            st.tracking
+                .sample(state.clock.now_ms(), commands, &state.net);
+        }
         active_expire_cycle(&state, Duration::from_micros(250_000 / hz as u64));
     }
 }

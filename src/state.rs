@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::clock::Clock;
 use crate::cmd::exec::Engine;
 use crate::cmd::pubsub::Registry;
-use crate::cmd::server::{SlowLog, Tracking};
+use crate::cmd::server::SlowLog;
 use crate::cmd::table::CommandSpec;
 use crate::cmd::{Reply, Session};
 use crate::config::Config;
@@ -39,7 +39,7 @@ pub struct ClientInfo {
     /// Selected database.
     pub db: AtomicUsize,
     /// Last command's full name (`client|list`).
-    pub last_cmd: Mutex<String>,
+    pub last_cmd: Mutex<&'static str>,
     /// Channel / pattern subscription counts.
     pub sub: AtomicUsize,
     /// Pattern subscription count.
@@ -75,7 +75,7 @@ impl ClientInfo {
             name: Mutex::new(String::new()),
             lib: Mutex::new((String::new(), String::new())),
             db: AtomicUsize::new(0),
-            last_cmd: Mutex::new("NULL".into()),
+            last_cmd: Mutex::new("NULL"),
             sub: AtomicUsize::new(0),
             psub: AtomicUsize::new(0),
             ssub: AtomicUsize::new(0),
@@ -111,6 +111,13 @@ impl ClientInfo {
     /// Asks the connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Wakes the connection's waits (run loop and blocked command alike) so it rechecks the
+    /// kill and shutdown flags; the stored permit covers a wait not yet armed.
+    pub fn wake(&self) {
+        self.kill_notify.notify_waiters();
         self.kill_notify.notify_one();
     }
 }
@@ -179,9 +186,27 @@ pub struct NetStats {
     pub writes_processed: AtomicU64,
 }
 
+/// Settings read on every command, mirrored from the configuration into atomics so the hot
+/// path never takes the configuration lock (refreshed by [`ServerState::refresh_hot`]).
+#[derive(Debug, Default)]
+pub struct HotConfig {
+    /// `maxmemory` (0 = none).
+    pub maxmemory: AtomicU64,
+    /// `replicaof` is set and `replica-read-only yes`.
+    pub read_only_replica: AtomicBool,
+    /// `slowlog-log-slower-than`.
+    pub slowlog_threshold: AtomicI64,
+    /// `latency-tracking`.
+    pub latency_tracking: AtomicBool,
+}
+
 /// Everything a running server shares.
 #[derive(Debug)]
 pub struct ServerState {
+    /// Hot copies of a few settings.
+    pub hot: HotConfig,
+    /// Number of MONITOR clients (skips the monitor feed when zero).
+    pub monitor_count: AtomicUsize,
     /// Current configuration (CONFIG SET changes it).
     pub config: RwLock<Config>,
     /// The data and the write path.
@@ -196,8 +221,6 @@ pub struct ServerState {
     pub monitors: Mutex<BTreeMap<u64, mpsc::UnboundedSender<Reply>>>,
     /// SLOWLOG entries.
     pub slowlog: Mutex<SlowLog>,
-    /// Per-command latencies and traffic rates (INFO latencystats, `instantaneous_*`).
-    pub tracking: Mutex<Tracking>,
     /// Traffic counters.
     pub net: NetStats,
     /// Bytes allocated, refreshed by the server cron (INFO `used_memory`).
@@ -243,7 +266,9 @@ impl ServerState {
         let replid = Mutex::new(hex40());
         let config_file = Mutex::new(config.config_file.clone());
         let slowlog = SlowLog::new(config.slowlog_max_len as usize);
-        ServerState {
+        let state = ServerState {
+            hot: HotConfig::default(),
+            monitor_count: AtomicUsize::new(0),
             config: RwLock::new(config),
             engine,
             clock,
@@ -251,7 +276,6 @@ impl ServerState {
             pubsub: Mutex::new(Registry::default()),
             monitors: Mutex::new(BTreeMap::new()),
             slowlog: Mutex::new(slowlog),
-            tracking: Mutex::new(Tracking::default()),
             net: NetStats::default(),
             used_memory: AtomicU64::new(0),
             used_memory_peak: AtomicU64::new(0),
@@ -264,7 +288,25 @@ impl ServerState {
             config_file,
             shutdown_tx,
             lastsave: AtomicI64::new(now / 1000),
-        }
+        };
+        state.refresh_hot();
+        state
+    }
+
+    /// Copies the hot settings out of the configuration; call after every change to it.
+    pub fn refresh_hot(&self) {
+        let (max, ro, slow, lat) = self.with_config(|c| {
+            (
+                c.maxmemory,
+                c.replicaof.is_some() && c.replica_read_only,
+                c.slowlog_log_slower_than,
+                c.latency_tracking,
+            )
+        });
+        self.hot.maxmemory.store(max, Ordering::Relaxed);
+        self.hot.read_only_replica.store(ro, Ordering::Relaxed);
+        self.hot.slowlog_threshold.store(slow, Ordering::Relaxed);
+        self.hot.latency_tracking.store(lat, Ordering::Relaxed);
     }
 
     /// Returns a copy of the configuration.
@@ -282,35 +324,43 @@ impl ServerState {
 
     /// Reports whether `maxmemory` is set and exceeded.
     pub fn over_maxmemory(&self) -> bool {
-        let max = self.with_config(|c| c.maxmemory);
+        let max = self.hot.maxmemory.load(Ordering::Relaxed);
         max > 0 && self.used_memory.load(Ordering::Relaxed) > max
     }
 
     /// Reports whether client writes must be refused with READONLY.
     pub fn is_read_only_replica(&self) -> bool {
-        self.with_config(|c| c.replicaof.is_some() && c.replica_read_only)
+        self.hot.read_only_replica.load(Ordering::Relaxed)
     }
 
     /// Asks the server to shut down.
     pub fn request_shutdown(&self) {
         self.shutdown_tx.send_replace(true);
+        // Connections wait on their own notify only (cheaper than a watch per connection):
+        // wake each so it sees the flag.
+        for c in self.clients.list() {
+            c.wake();
+        }
     }
 
     /// Records what a command leaves behind outside the engine: client info, SLOWLOG,
     /// MONITOR feed.
-    pub fn after_command(&self, sess: &Session, spec: &CommandSpec, argv: &[Bytes], usec: u64) {
+    pub fn after_command(
+        &self,
+        sess: &Session,
+        spec: &'static CommandSpec,
+        argv: &[Bytes],
+        usec: u64,
+    ) {
         if let Some(info) = &sess.info {
             if let Ok(mut c) = info.last_cmd.lock() {
-                c.clear();
-                c.push_str(spec.name);
-                if !spec.subcommands.is_empty() && argv.len() > 1 {
-                    c.push('|');
-                    c.push_str(&String::from_utf8_lossy(&argv[1]).to_ascii_lowercase());
-                }
+                *c = crate::cmd::server::full_name(spec, argv);
             }
             info.db.store(sess.db, Ordering::Relaxed);
         }
         crate::cmd::server::record_slowlog(self, sess, spec, argv, usec);
-        crate::cmd::monitor::feed_monitors(self, sess, spec, argv);
+        if self.monitor_count.load(Ordering::Relaxed) > 0 {
+            crate::cmd::monitor::feed_monitors(self, sess, spec, argv);
+        }
     }
 }

@@ -14,9 +14,9 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::args::text;
 use super::blocking::Blocked;
 use super::reply::{c_str, CmdError, Reply};
+use super::server::full_name;
 use super::session::Session;
 use super::table::{flags, lookup, CommandSpec};
 use super::{Argv, Origin};
@@ -74,11 +74,13 @@ pub struct EngineState {
     /// Counters.
     pub stats: EngineStats,
     /// `INFO commandstats`, by full command name.
-    pub cmdstats: HashMap<String, CmdStat>,
+    pub cmdstats: ahash::AHashMap<&'static str, CmdStat>,
     /// `INFO errorstats`, by error code.
     pub errorstats: HashMap<String, u64>,
     /// Whether this server follows a master (no own expiry, READONLY for clients).
     pub is_replica: bool,
+    /// Per-command latency histograms and the instantaneous-rate samples.
+    pub tracking: super::server::Tracking,
     /// Randomness for RANDOMKEY, SCAN-free sampling, HRANDFIELD.
     pub rng: SmallRng,
 }
@@ -93,9 +95,10 @@ impl EngineState {
             watched: HashMap::new(),
             dirty: 0,
             stats: EngineStats::default(),
-            cmdstats: HashMap::new(),
+            cmdstats: Default::default(),
             errorstats: HashMap::new(),
             is_replica: false,
+            tracking: Default::default(),
             rng: SmallRng::from_entropy(),
         }
     }
@@ -231,44 +234,48 @@ impl<'a> Ctx<'a> {
     /// the access time (`OBJECT IDLETIME`) updated as Redis's LRU clock is.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Entry> {
         let db = self.sess.db;
-        if self.expire_if_needed(db, key) {
+        let Some(slot) = self.live_slot(db, key) else {
             self.st.stats.keyspace_misses += 1;
             return None;
-        }
+        };
+        self.st.stats.keyspace_hits += 1;
         let access = (self.now / 1000) as u32;
-        let found = self.st.ks.dbs[db].get_touched(key, access);
-        match found {
-            Some(_) => self.st.stats.keyspace_hits += 1,
-            None => self.st.stats.keyspace_misses += 1,
+        self.st.ks.dbs[db].at_touched(slot, access)
+    }
+
+    /// Finds a key that has not expired with a single hash lookup, deleting it (through
+    /// [`Ctx::expire_if_needed`]) when its time is up.
+    fn live_slot(&mut self, db: usize, key: &[u8]) -> Option<crate::store::Slot> {
+        let slot = self.st.ks.dbs[db].locate(key)?;
+        let due = self.st.ks.dbs[db]
+            .at(slot)
+            .and_then(|e| e.expire_at)
+            .is_some_and(|at| at <= self.now);
+        if due && self.expire_if_needed(db, key) {
+            return None;
         }
-        found
+        Some(slot)
     }
 
     /// Looks a key up for reading without updating its access time (`LOOKUP_NOTOUCH`: EXISTS,
     /// TYPE, the TTL family, OBJECT, SCAN's TYPE filter); expiry applied, hits/misses counted.
     pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&Entry> {
         let db = self.sess.db;
-        if self.expire_if_needed(db, key) {
+        let Some(slot) = self.live_slot(db, key) else {
             self.st.stats.keyspace_misses += 1;
             return None;
-        }
-        let found = self.st.ks.dbs[db].get(key);
-        match found {
-            Some(_) => self.st.stats.keyspace_hits += 1,
-            None => self.st.stats.keyspace_misses += 1,
-        }
-        found
+        };
+        self.st.stats.keyspace_hits += 1;
+        self.st.ks.dbs[db].at(slot)
     }
 
     /// Looks a key up for writing (`lookupKeyWrite`): expiry applied, no hit counting, the
     /// access time updated.
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let db = self.sess.db;
-        if self.expire_if_needed(db, key) {
-            return None;
-        }
+        let slot = self.live_slot(db, key)?;
         let access = (self.now / 1000) as u32;
-        let e = self.st.ks.dbs[db].get_mut(key)?;
+        let e = self.st.ks.dbs[db].at_mut(slot)?;
         e.access = access;
         Some(e)
     }
@@ -276,7 +283,7 @@ impl<'a> Ctx<'a> {
     /// Reports whether a live key exists, without counting a hit or miss.
     pub fn exists(&mut self, key: &[u8]) -> bool {
         let db = self.sess.db;
-        !self.expire_if_needed(db, key) && self.st.ks.dbs[db].get(key).is_some()
+        self.live_slot(db, key).is_some()
     }
 
     /// Records that the command changed the dataset `n` times.
@@ -331,17 +338,6 @@ fn unknown_command(argv: &[Bytes]) -> Bytes {
     out.extend_from_slice(b"', with args beginning with: ");
     out.extend_from_slice(&args);
     Bytes::from(out)
-}
-
-/// Returns Redis's `fullname` of a command: `config|get` for a known subcommand.
-fn full_name(spec: &CommandSpec, argv: &[Bytes]) -> String {
-    if let Some(sub) = argv.get(1).filter(|_| !spec.subcommands.is_empty()) {
-        let full = format!("{}|{}", spec.name, text(sub).to_ascii_lowercase());
-        if spec.subcommands.contains(&full.as_str()) {
-            return full;
-        }
-    }
-    spec.name.to_string()
 }
 
 /// Checks one command against Redis's `processCommand` rules; returns the spec or the error
@@ -402,6 +398,17 @@ fn check(
 /// Executes one command for `sess`: checks, MULTI queueing, the handler, propagation, stats.
 pub fn execute(srv: &ServerState, sess: &mut Session, argv: Argv) -> Outcome {
     let mut st = srv.engine.lock();
+    execute_locked(srv, &mut st, sess, argv)
+}
+
+/// [`execute`] with the engine already locked: a connection runs a whole read batch of
+/// pipelined commands under one lock acquisition.
+pub fn execute_locked(
+    srv: &ServerState,
+    st: &mut EngineState,
+    sess: &mut Session,
+    argv: Argv,
+) -> Outcome {
     let spec = match check(srv, sess, &argv) {
         Ok(spec) => spec,
         Err((text, abort_multi)) => {
@@ -435,7 +442,7 @@ pub fn execute(srv: &ServerState, sess: &mut Session, argv: Argv) -> Outcome {
         };
     }
     let may_block = sess.origin == Origin::Client;
-    run_locked(srv, &mut st, sess, spec, argv, may_block)
+    run_locked(srv, st, sess, spec, argv, may_block)
 }
 
 /// Runs a checked command with the lock held: handler, propagation, blocked-client service,
@@ -448,8 +455,11 @@ pub fn run_locked(
     argv: Argv,
     may_block: bool,
 ) -> Outcome {
-    let start = Instant::now();
-    let now = srv.clock.now_ms();
+    let start = sess.mark.unwrap_or_else(Instant::now);
+    let now = match sess.batch_now_ms {
+        0 => srv.clock.now_ms(),
+        cached => cached,
+    };
     let mut ctx = Ctx {
         st,
         sess,
@@ -491,9 +501,21 @@ pub fn run_locked(
     if !ready.is_empty() || st.blocked.has_pending() {
         super::blocking::serve_ready(srv, st, ready, now);
     }
-    let usec = start.elapsed().as_micros() as u64;
+    let end = Instant::now();
+    if sess.mark.is_some() {
+        sess.mark = Some(end);
+    }
+    let usec = end.saturating_duration_since(start).as_micros() as u64;
     st.stats.total_commands_processed += 1;
-    let stat = st.cmdstats.entry(full_name(spec, &argv)).or_default();
+    let name = full_name(spec, &argv);
+    if srv
+        .hot
+        .latency_tracking
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        st.tracking.record(name, usec);
+    }
+    let stat = st.cmdstats.entry(name).or_default();
     stat.calls += 1;
     stat.usec += usec;
     if let Reply::Error(e) = &reply {

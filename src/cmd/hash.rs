@@ -144,13 +144,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], name: &str) -> Result<i64, Cm
     let lim = limits(ctx);
     let created = with_hash(ctx, &argv[1], |h| {
         h.try_conversion(argv[2..].iter().map(|a| a.as_ref()), lim);
-        let mut created = 0;
-        for pair in argv[2..].chunks(2) {
-            if h.set_with(own(&pair[0]), own(&pair[1]), lim) {
-                created += 1;
-            }
-        }
-        Ok(created)
+        Ok(h.set_pairs(&argv[2..], lim) as i64)
     })?;
     ctx.touch(&argv[1]);
     ctx.add_dirty(((argv.len() - 2) / 2) as u64);
@@ -172,7 +166,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             return Ok(false);
         }
         h.try_conversion([argv[2].as_ref(), argv[3].as_ref()], lim);
-        h.set_with(own(&argv[2]), own(&argv[3]), lim);
+        h.set_with(&argv[2], &argv[3], lim);
         Ok(true)
     })?;
     if set {
@@ -191,7 +185,7 @@ fn hincrby(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             Some(v) => crate::resp::decode::parse_i64(v).ok_or(CmdError::HashNotInteger)?,
         };
         let new = old.checked_add(incr).ok_or(CmdError::Overflow)?;
-        h.set_with(own(&argv[2]), Bytes::from(new.to_string()), lim);
+        h.set_with(&argv[2], new.to_string().as_bytes(), lim);
         Ok(new)
     })?;
     ctx.touch(&argv[1]);
@@ -215,7 +209,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             return Err(CmdError::err("increment would produce NaN or Infinity"));
         }
         let text = Bytes::from(sum.to_human());
-        h.set_with(own(&argv[2]), text.clone(), lim);
+        h.set_with(&argv[2], &text, lim);
         Ok(text)
     })?;
     ctx.touch(&argv[1]);
@@ -260,7 +254,7 @@ fn hdel(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn hget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(match read_hash(ctx, &argv[1])? {
         None => Reply::Nil,
-        Some(h) => Reply::opt_bulk(h.get(&argv[2]).cloned()),
+        Some(h) => h.get(&argv[2]).map_or(Reply::Nil, Reply::bulk),
     })
 }
 
@@ -269,7 +263,7 @@ fn hmget(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(
         argv[2..]
             .iter()
-            .map(|f| Reply::opt_bulk(h.and_then(|h| h.get(f).cloned())))
+            .map(|f| h.and_then(|h| h.get(f)).map_or(Reply::Nil, Reply::bulk))
             .collect(),
     ))
 }
@@ -279,7 +273,7 @@ fn hgetall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         None => Reply::Map(Vec::new()),
         Some(h) => Reply::Map(
             h.iter()
-                .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone())))
+                .map(|(k, v)| (Reply::bulk(k), Reply::bulk(v)))
                 .collect(),
         ),
     })
@@ -288,14 +282,14 @@ fn hgetall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn hkeys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(match read_hash(ctx, &argv[1])? {
         None => Reply::Array(Vec::new()),
-        Some(h) => Reply::bulks(h.iter().map(|(k, _)| k.clone())),
+        Some(h) => Reply::Array(h.iter().map(|(k, _)| Reply::bulk(k)).collect()),
     })
 }
 
 fn hvals(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(match read_hash(ctx, &argv[1])? {
         None => Reply::Array(Vec::new()),
-        Some(h) => Reply::bulks(h.iter().map(|(_, v)| v.clone())),
+        Some(h) => Reply::Array(h.iter().map(|(_, v)| Reply::bulk(v)).collect()),
     })
 }
 
@@ -365,10 +359,10 @@ fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         i += 2;
     }
     let mut items = Vec::new();
-    let mut emit = |f: &Bytes, v: &Bytes| {
+    let mut emit = |f: &[u8], v: &[u8]| {
         if pattern.is_none_or(|p| glob_match(p, f, false)) {
-            items.push(Reply::Bulk(f.clone()));
-            items.push(Reply::Bulk(v.clone()));
+            items.push(Reply::bulk(f));
+            items.push(Reply::bulk(v));
         }
     };
     let next = if h.is_listpack() {
@@ -390,9 +384,10 @@ fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 .min(h.len())
         };
         let mut seen = 0;
+        let h = h.indexed();
         while bound > 0 && seen < count as usize {
             bound -= 1;
-            if let Some((f, v)) = h.get_index(bound) {
+            if let Some((f, v)) = h.get(bound) {
                 emit(f, v);
             }
             seen += 1;
@@ -434,8 +429,7 @@ fn hrandfield(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     let i = ctx.st.rng.gen_range(0..h.len().max(1));
-    let f = h.get_index(i).map(|(f, _)| f.clone());
-    Ok(Reply::opt_bulk(f))
+    Ok(h.get_index(i).map_or(Reply::Nil, |(f, _)| Reply::bulk(f)))
 }
 
 fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], l: i64, withvalues: bool) -> CmdResult {
@@ -443,22 +437,22 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], l: i64, withvalues: bool) -> 
     let Some(h) = read_hash_arc(ctx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
+    // Positions answer in constant time, however many samples are drawn.
+    let listpack = h.is_listpack();
+    let h = h.indexed();
     let size = h.len();
     let (count, uniq) = (l.unsigned_abs(), l >= 0);
     if count == 0 || size == 0 {
         return Ok(Reply::Array(Vec::new()));
     }
     let pick = |i: usize, out: &mut Vec<Reply>| {
-        if let Some((f, v)) = h.get_index(i) {
+        if let Some((f, v)) = h.get(i) {
             if withvalues && resp3 {
-                out.push(Reply::Array(vec![
-                    Reply::Bulk(f.clone()),
-                    Reply::Bulk(v.clone()),
-                ]));
+                out.push(Reply::Array(vec![Reply::bulk(f), Reply::bulk(v)]));
             } else {
-                out.push(Reply::Bulk(f.clone()));
+                out.push(Reply::bulk(f));
                 if withvalues {
-                    out.push(Reply::Bulk(v.clone()));
+                    out.push(Reply::bulk(v));
                 }
             }
         }
@@ -481,7 +475,7 @@ fn hrandfield_count(ctx: &mut Ctx<'_>, key: &[u8], l: i64, withvalues: bool) -> 
     } else {
         // Cases 2.5–4: distinct fields; a listpack answers in its own order.
         let mut idx = rand::seq::index::sample(&mut ctx.st.rng, size, count as usize).into_vec();
-        if h.is_listpack() {
+        if listpack {
             idx.sort_unstable();
         }
         for i in idx {

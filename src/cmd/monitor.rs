@@ -53,6 +53,9 @@ fn monitor(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     };
     if let Ok(mut m) = ctx.srv.monitors.lock() {
         m.insert(ctx.sess.id, tx);
+        ctx.srv
+            .monitor_count
+            .store(m.len(), std::sync::atomic::Ordering::Relaxed);
     }
     ctx.sess.monitor = true;
     if let Some(info) = &ctx.sess.info {
@@ -68,6 +71,8 @@ pub fn stop(srv: &ServerState, sess: &mut Session) {
     }
     if let Ok(mut m) = srv.monitors.lock() {
         m.remove(&sess.id);
+        srv.monitor_count
+            .store(m.len(), std::sync::atomic::Ordering::Relaxed);
     }
     sess.monitor = false;
     if let Some(info) = &sess.info {

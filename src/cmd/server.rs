@@ -193,18 +193,17 @@ pub fn help(lines: &[&str]) -> Reply {
 
 /// Returns the name Redis counts a call under: `config|get` for a known subcommand of a
 /// container, the command's name otherwise (INFO commandstats, latencystats).
-pub fn full_name(spec: &CommandSpec, argv: &[Bytes]) -> String {
-    if !spec.subcommands.is_empty() && argv.len() > 1 {
-        let full = format!(
-            "{}|{}",
-            spec.name,
-            String::from_utf8_lossy(&argv[1]).to_ascii_lowercase()
-        );
-        if spec.subcommands.contains(&full.as_str()) {
+pub fn full_name(spec: &'static CommandSpec, argv: &[Bytes]) -> &'static str {
+    if let Some(sub) = argv.get(1).filter(|_| !spec.subcommands.is_empty()) {
+        // Compare in place: this runs after every command, so no allocation.
+        let prefix = spec.name.len() + 1;
+        if let Some(full) = spec.subcommands.iter().find(|s| {
+            s.len() == prefix + sub.len() && s.as_bytes()[prefix..].eq_ignore_ascii_case(sub)
+        }) {
             return full;
         }
     }
-    spec.name.to_string()
+    spec.name
 }
 
 // ---- SMALL COMMANDS ----

@@ -61,6 +61,12 @@ pub struct Session {
     pub info: Option<Arc<ClientInfo>>,
     /// The client is a MONITOR.
     pub monitor: bool,
+    /// Unix ms shared by the commands of one read batch (0: read the clock per command),
+    /// as Redis caches its time per event-loop iteration.
+    pub batch_now_ms: i64,
+    /// End of the previous command of the batch: the start of the next one's timing, so a
+    /// pipelined command costs one clock read, not two.
+    pub mark: Option<std::time::Instant>,
 }
 
 impl Session {
@@ -89,6 +95,8 @@ impl Session {
             push_tx: Some(push_tx),
             info: Some(info),
             monitor: false,
+            batch_now_ms: 0,
+            mark: None,
         }
     }
 
@@ -112,6 +120,8 @@ impl Session {
             push_tx: None,
             info: None,
             monitor: false,
+            batch_now_ms: 0,
+            mark: None,
         }
     }
 

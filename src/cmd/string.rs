@@ -341,8 +341,19 @@ fn get(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     if argv.len() == 3 {
-        // The common case, without option parsing.
-        expire_before_write(ctx, &argv[1]);
+        // The common case, without option parsing: overwrite in place with one lookup when
+        // the key exists without a TTL.
+        let now = ctx.now;
+        if let Some(e) = ctx.lookup_write(&argv[1]) {
+            if e.expire_at.is_none() {
+                e.value = Value::Str(own(&argv[2]));
+                e.repr = StrRepr::Auto;
+                e.access = (now / 1000) as u32;
+                ctx.touch(&argv[1]);
+                ctx.add_dirty(1);
+                return Ok(Reply::Ok);
+            }
+        }
         store(ctx, &argv[1], own(&argv[2]), StrRepr::Auto, Ttl::Clear);
         ctx.add_dirty(1);
         return Ok(Reply::Ok);

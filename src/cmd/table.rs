@@ -3,7 +3,6 @@
 //! Arity, flags and key positions are Redis 7.0's (`src/commands/*.json`); `exec` uses them for
 //! the unknown-command, arity, auth, OOM and READONLY checks, and `COMMAND` reports them.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -169,8 +168,8 @@ pub const COMMANDS: &[&[CommandSpec]] = &[
     super::monitor::COMMANDS,
 ];
 
-fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+fn table() -> &'static ahash::AHashMap<&'static str, &'static CommandSpec> {
+    static TABLE: OnceLock<ahash::AHashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
     TABLE.get_or_init(|| {
         COMMANDS
             .iter()

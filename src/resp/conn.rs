@@ -11,6 +11,7 @@
 //! half-close and drain the peer briefly first, so unread input cannot turn into a TCP reset
 //! that destroys the replies just sent.
 
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,14 +27,17 @@ use tracing::{debug, info, warn};
 use super::decode::RequestDecoder;
 use super::encode::encode;
 use super::Limits;
-use crate::cmd::exec::{execute, with_ctx, BlockRequest};
+use crate::cmd::exec::{execute_locked, with_ctx, BlockRequest};
 use crate::cmd::pubsub::{OutputLimit, OutputLimitState};
 use crate::cmd::session::ReplyMode;
-use crate::cmd::{Reply, Session};
+use crate::cmd::{Argv, Reply, Session};
 use crate::config::Config;
 use crate::state::{ClientInfo, ServerState};
 
 /// Bytes read per socket read (Redis `PROTO_IOBUF_LEN`).
+/// Most requests decoded ahead of execution (bounds the memory of a deep pipeline's batch).
+const MAX_BATCH: usize = 1024;
+
 const READ_CHUNK: usize = 16 * 1024;
 /// How long a closing connection keeps draining the peer's input after its last reply.
 const LINGER: Duration = Duration::from_millis(500);
@@ -63,6 +67,8 @@ struct Conn {
     limits: Limits,
     push_rx: mpsc::UnboundedReceiver<Reply>,
     obuf_limit: OutputLimitState,
+    /// Set once the client subscribed or monitored: pushes may be waiting.
+    may_have_pushes: bool,
 }
 
 /// Serves one client until it disconnects, is killed, or the server shuts down.
@@ -87,6 +93,7 @@ pub async fn serve(
         limits,
         push_rx,
         obuf_limit: OutputLimitState::default(),
+        may_have_pushes: false,
     };
     let result = conn.run(&mut shutdown).await;
     debug!(client = info.id, ?result, "client closed");
@@ -100,6 +107,10 @@ pub async fn serve(
 impl Conn {
     async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Close> {
         let mut idle_deadline = self.idle_deadline();
+        // Armed once, not per loop turn: registering and dropping a waiter on every batch
+        // is measurable at a million commands a second. Shutdown wakes it too.
+        let info = self.info.clone();
+        let mut wake = std::pin::pin!(info.kill_notify.notified());
         loop {
             if self.info.killed.load(Ordering::SeqCst) {
                 // CLIENT KILL frees the client at once, unsent replies included
@@ -119,7 +130,13 @@ impl Conn {
                 }
                 return Err(Close::AfterFlush);
             }
-            let sleep = tokio::time::sleep_until(idle_deadline.unwrap_or_else(far_future));
+            // No timer at all unless `timeout` is set.
+            let sleep = async {
+                match idle_deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = self.stream.readable() => {
                     r.map_err(|_| Close::Gone)?;
@@ -141,9 +158,11 @@ impl Conn {
                     self.try_write()?;
                     self.check_output_limit()?;
                 }
-                _ = self.info.kill_notify.notified() => {}
-                _ = shutdown.changed() => {}
-                _ = sleep, if idle_deadline.is_some() => {
+                _ = wake.as_mut() => {
+                    // Killed or shutting down (checked above), or a stale permit: re-arm.
+                    wake.set(info.kill_notify.notified());
+                }
+                _ = sleep => {
                     if self.idle_exempt() {
                         idle_deadline = self.idle_deadline();
                     } else {
@@ -210,6 +229,16 @@ impl Conn {
     /// (its own MONITOR line, confirmations under `CLIENT REPLY OFF`) follow its reply and
     /// precede the next one, as they do in Redis's single output buffer.
     fn drain_pushes(&mut self) {
+        // Only subscribers and monitors receive pushes; skip the channel poll for the rest
+        // (anything left over is picked up by the connection loop).
+        if !self.may_have_pushes {
+            if self.sess.subscription_count() == 0 && !self.sess.monitor {
+                return;
+            }
+            // Once a subscriber or monitor, always drain: messages may still be queued after
+            // the last unsubscribe, and must come before the replies that follow it.
+            self.may_have_pushes = true;
+        }
         while let Ok(m) = self.push_rx.try_recv() {
             self.push(m);
         }
@@ -238,54 +267,78 @@ impl Conn {
     }
 
     /// Executes every complete request in the input buffer, then writes what it can.
+    ///
+    /// Requests decoded from one read run under a single engine lock acquisition (released
+    /// only while a blocking command waits), so a pipelined batch costs one lock, not one
+    /// per command, and is applied as a unit, as Redis's single thread would.
     async fn process_input(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Close> {
+        let mut queue: VecDeque<Argv> = VecDeque::new();
+        let mut protocol_error = None;
         loop {
-            let decoded = self
-                .dec
-                .decode(&mut self.inbuf, &self.limits, self.sess.authenticated);
-            let argv = match decoded {
-                Ok(Some(argv)) => argv,
-                Ok(None) => break,
-                Err(e) => {
-                    debug!(client = self.info.id, error = %e, "protocol error");
-                    self.out.extend_from_slice(&e.reply_bytes());
-                    self.srv.engine.lock().count_error("ERR");
-                    self.flush().await?;
-                    return Err(Close::AfterFlush);
+            // Before AUTH, requests are parsed one at a time: the unauthenticated limits must
+            // stop applying as soon as an AUTH in the pipeline succeeds.
+            let batch = if self.sess.authenticated {
+                MAX_BATCH
+            } else {
+                1
+            };
+            while queue.len() < batch && protocol_error.is_none() {
+                match self
+                    .dec
+                    .decode(&mut self.inbuf, &self.limits, self.sess.authenticated)
+                {
+                    Ok(Some(argv)) => queue.push_back(argv),
+                    Ok(None) => break,
+                    Err(e) => protocol_error = Some(e),
                 }
-            };
-            if is_http_request(&argv[0]) {
-                security_warning(&self.info);
-                return Err(Close::Now);
             }
-            self.info
-                .last_active_ms
-                .store(self.srv.clock.now_ms(), Ordering::Relaxed);
-            let mode_before = self.sess.reply_mode;
-            self.drain_pushes();
-            let outcome = execute(&self.srv, &mut self.sess, argv);
-            let reply = match outcome.block {
-                Some(block) => self.wait_block(block, shutdown).await?,
-                None => outcome.reply,
-            };
-            let send = match (mode_before, self.sess.reply_mode) {
-                (ReplyMode::Skip, _) => {
-                    if self.sess.reply_mode == ReplyMode::Skip {
-                        self.sess.reply_mode = ReplyMode::On;
+            if queue.is_empty() {
+                break;
+            }
+            let now = self.srv.clock.now_ms();
+            self.info.last_active_ms.store(now, Ordering::Relaxed);
+            self.sess.batch_now_ms = now;
+            self.sess.mark = Some(std::time::Instant::now());
+            let srv = self.srv.clone();
+            let mut blocked = None;
+            {
+                let mut st = srv.engine.lock();
+                while let Some(argv) = queue.pop_front() {
+                    if is_http_request(&argv[0]) {
+                        drop(st);
+                        security_warning(&self.info);
+                        return Err(Close::Now);
                     }
-                    false
+                    let mode_before = self.sess.reply_mode;
+                    self.drain_pushes();
+                    let outcome = execute_locked(&srv, &mut st, &mut self.sess, argv);
+                    if let Some(block) = outcome.block {
+                        blocked = Some((block, mode_before));
+                        break;
+                    }
+                    self.emit(&outcome.reply, mode_before);
+                    if self.sess.close_after_reply {
+                        break;
+                    }
                 }
-                (_, ReplyMode::On) => true,
-                _ => false,
-            };
-            if send {
-                encode(&mut self.out, &reply, self.sess.proto);
             }
-            self.drain_pushes();
+            self.sess.batch_now_ms = 0;
+            self.sess.mark = None;
+            if let Some((block, mode_before)) = blocked {
+                let reply = self.wait_block(block, shutdown).await?;
+                self.emit(&reply, mode_before);
+            }
             if self.sess.close_after_reply {
                 self.flush().await?;
                 return Err(Close::AfterFlush);
             }
+        }
+        if let Some(e) = protocol_error {
+            debug!(client = self.info.id, error = %e, "protocol error");
+            self.out.extend_from_slice(&e.reply_bytes());
+            self.srv.engine.lock().count_error("ERR");
+            self.flush().await?;
+            return Err(Close::AfterFlush);
         }
         // Give back a buffer grown by a big request (Redis shrinks idle query buffers too).
         if self.inbuf.is_empty()
@@ -297,6 +350,25 @@ impl Conn {
         self.info.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
         self.try_write()?;
         self.check_output_limit()
+    }
+
+    /// Queues a command's reply per the CLIENT REPLY mode in force before it ran, then any
+    /// pushes it caused.
+    fn emit(&mut self, reply: &Reply, mode_before: ReplyMode) {
+        let send = match (mode_before, self.sess.reply_mode) {
+            (ReplyMode::Skip, _) => {
+                if self.sess.reply_mode == ReplyMode::Skip {
+                    self.sess.reply_mode = ReplyMode::On;
+                }
+                false
+            }
+            (_, ReplyMode::On) => true,
+            _ => false,
+        };
+        if send {
+            encode(&mut self.out, reply, self.sess.proto);
+        }
+        self.drain_pushes();
     }
 
     /// Waits for a blocked command's reply, its timeout, the client leaving, or shutdown.

@@ -88,6 +88,11 @@ impl RequestDecoder {
                 if buf.is_empty() {
                     return Ok(None);
                 }
+                if authenticated {
+                    if let Some(args) = decode_complete_multibulk(buf, limits) {
+                        return Ok(Some(args));
+                    }
+                }
                 if buf[0] != b'*' {
                     match decode_inline(buf, limits)? {
                         None => return Ok(None),
@@ -160,6 +165,63 @@ impl RequestDecoder {
             return Ok(Some(done.args));
         }
     }
+}
+
+/// Most arguments the fast path takes; longer commands go through the incremental path.
+const FAST_MAX_ARGS: usize = 64;
+
+/// Reads a positive decimal followed by `\r\n` at `pos`; `None` for anything else (zero,
+/// signs, leading zeros, other bytes, or not all there yet), which the caller leaves to the
+/// incremental path and its exact error texts.
+fn fast_number(buf: &[u8], mut pos: usize) -> Option<(usize, usize)> {
+    let start = pos;
+    let mut n: usize = 0;
+    while let Some(&c) = buf.get(pos) {
+        if !c.is_ascii_digit() || pos - start >= 18 {
+            break;
+        }
+        n = n * 10 + (c - b'0') as usize;
+        pos += 1;
+    }
+    if pos == start || buf[start] == b'0' || buf.get(pos..pos + 2) != Some(b"\r\n") {
+        return None;
+    }
+    Some((n, pos + 2))
+}
+
+/// Decodes a multibulk command that is wholly in `buf` with one split of the buffer and a
+/// shared slice per argument — the common case of pipelined small commands. Returns `None`
+/// (consuming nothing) when the command is incomplete, large or unusual in any way.
+fn decode_complete_multibulk(buf: &mut BytesMut, limits: &Limits) -> Option<Vec<Bytes>> {
+    if buf.first() != Some(&b'*') {
+        return None;
+    }
+    let (argc, mut pos) = fast_number(buf, 1)?;
+    if argc > FAST_MAX_ARGS {
+        return None;
+    }
+    let mut ranges = [(0usize, 0usize); FAST_MAX_ARGS];
+    for r in ranges.iter_mut().take(argc) {
+        if buf.get(pos) != Some(&b'$') {
+            return None;
+        }
+        let (len, start) = fast_number(buf, pos + 1).or_else(|| {
+            // `$0` is a valid empty argument.
+            (buf.get(pos + 1..pos + 4) == Some(b"0\r\n")).then_some((0, pos + 4))
+        })?;
+        if len > limits.max_bulk_len || buf.len() < start + len + 2 {
+            return None;
+        }
+        *r = (start, start + len);
+        pos = start + len + 2;
+    }
+    let frame = buf.split_to(pos).freeze();
+    Some(
+        ranges[..argc]
+            .iter()
+            .map(|&(s, e)| frame.slice(s..e))
+            .collect(),
+    )
 }
 
 /// Takes one `\r\n`-terminated header line (without the terminator) off `buf`.

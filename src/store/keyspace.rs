@@ -32,6 +32,13 @@ fn shard_of(key: &[u8]) -> usize {
     (h ^ (h >> 32)) as usize & (SHARDS - 1)
 }
 
+/// Where a key's entry sits: its shard and its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    shard: usize,
+    index: usize,
+}
+
 /// One numbered database.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -72,44 +79,74 @@ impl Db {
         self.shards[shard_of(key)].get(key)
     }
 
-    /// Returns a key's entry after recording a read access at `access` (unix seconds), the
-    /// LRU clock `OBJECT IDLETIME` reads. Like Redis, which skips the update while a fork
-    /// shares its pages, the access is not recorded when the shard is shared with a
-    /// snapshot: a read never copies a shard.
-    pub fn get_touched(&mut self, key: &[u8], access: u32) -> Option<&Entry> {
-        let shard = &mut self.shards[shard_of(key)];
-        if Arc::get_mut(shard).is_none() {
-            return shard.get(key);
-        }
-        let e = Arc::make_mut(shard).get_mut(key)?;
-        e.access = access;
-        Some(e)
-    }
-
     /// Returns a key's entry for changing its value.
     ///
     /// Callers change `expire_at` only through [`Db::set_expire`], which keeps the expiry
     /// index right.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let shard = &mut self.shards[shard_of(key)];
-        if !shard.contains_key(key) {
+        // Copy a shard shared with a snapshot only if the key is there to change.
+        if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
             return None;
         }
         Arc::make_mut(shard).get_mut(key)
     }
 
+    /// Finds a key's slot: one hash lookup, after which [`Db::at`] and [`Db::at_mut`] reach
+    /// the entry without hashing again (valid until the next insert or remove).
+    pub fn locate(&self, key: &[u8]) -> Option<Slot> {
+        let shard = shard_of(key);
+        self.shards[shard]
+            .get_index_of(key)
+            .map(|index| Slot { shard, index })
+    }
+
+    /// Returns the entry at a slot from [`Db::locate`].
+    pub fn at(&self, slot: Slot) -> Option<&Entry> {
+        self.shards[slot.shard]
+            .get_index(slot.index)
+            .map(|(_, e)| e)
+    }
+
+    /// Returns the entry at a slot from [`Db::locate`] after recording a read access at
+    /// `access` (unix seconds), the LRU clock `OBJECT IDLETIME` reads. Like Redis, which skips
+    /// the update while a fork shares its pages, the access is not recorded when the shard is
+    /// shared with a snapshot: a read never copies a shard.
+    pub fn at_touched(&mut self, slot: Slot, access: u32) -> Option<&Entry> {
+        let shard = &mut self.shards[slot.shard];
+        if Arc::get_mut(shard).is_none() {
+            return shard.get_index(slot.index).map(|(_, e)| e);
+        }
+        let (_, e) = Arc::make_mut(shard).get_index_mut(slot.index)?;
+        e.access = access;
+        Some(e)
+    }
+
+    /// Returns the entry at a slot for changing its value (same rules as [`Db::get_mut`]).
+    pub fn at_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
+        // A copied shard keeps its order, so the index stays valid.
+        Arc::make_mut(&mut self.shards[slot.shard])
+            .get_index_mut(slot.index)
+            .map(|(_, e)| e)
+    }
+
     /// Inserts or replaces a key; returns the previous entry.
     pub fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
-        if entry.expire_at.is_some() {
+        let expires = entry.expire_at.is_some();
+        if expires {
             self.expires.insert(key.clone());
         }
         let shard = Arc::make_mut(&mut self.shards[shard_of(&key)]);
-        let old = shard.insert(key.clone(), entry);
+        // The key moves in: a clone of a freshly copied `Bytes` would allocate its shared
+        // header, 32 more bytes per key for as long as the key lives.
+        let (at, old) = shard.insert_full(key, entry);
         match &old {
             None => self.len += 1,
             Some(o) => {
-                if o.expire_at.is_some() && shard.get(&key).is_some_and(|e| e.expire_at.is_none()) {
-                    self.expires.swap_remove(&key);
+                if o.expire_at.is_some() && !expires {
+                    if let Some((k, _)) = shard.get_index(at) {
+                        self.expires.swap_remove(k);
+                    }
                 }
             }
         }
@@ -119,7 +156,7 @@ impl Db {
     /// Removes a key; returns its entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let shard = &mut self.shards[shard_of(key)];
-        if !shard.contains_key(key) {
+        if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
             return None;
         }
         let old = Arc::make_mut(shard).swap_remove(key);
@@ -289,13 +326,13 @@ mod tests {
     fn reads_record_access_unless_a_snapshot_shares_the_shard() {
         let mut ks = Keyspace::new(1);
         put(&mut ks.dbs[0], "k");
-        assert_eq!(ks.dbs[0].get_touched(b"k", 7).map(|e| e.access), Some(7));
-        assert!(ks.dbs[0].get_touched(b"missing", 7).is_none());
+        let slot = ks.dbs[0].locate(b"k").expect("slot");
+        assert_eq!(ks.dbs[0].at_touched(slot, 7).map(|e| e.access), Some(7));
         let snap = ks.snapshot();
         // Shared with the snapshot: answered, not recorded, not copied.
-        assert_eq!(ks.dbs[0].get_touched(b"k", 9).map(|e| e.access), Some(7));
+        assert_eq!(ks.dbs[0].at_touched(slot, 9).map(|e| e.access), Some(7));
         drop(snap);
-        assert_eq!(ks.dbs[0].get_touched(b"k", 9).map(|e| e.access), Some(9));
+        assert_eq!(ks.dbs[0].at_touched(slot, 9).map(|e| e.access), Some(9));
     }
 
     #[test]

@@ -6,6 +6,6 @@ pub mod list;
 pub mod value;
 
 pub use hash::Hash;
-pub use keyspace::{Db, Keyspace, Snapshot};
+pub use keyspace::{Db, Keyspace, Slot, Snapshot};
 pub use list::List;
 pub use value::{Entry, StrRepr, Value};

@@ -47,7 +47,7 @@ impl Value {
         match self {
             Value::Str(s) => s.len(),
             Value::List(l) => l.allocated() + 64,
-            Value::Hash(h) => h.payload_bytes() + 80 * h.len(),
+            Value::Hash(h) => h.approx_bytes(),
         }
     }
 }

@@ -32,7 +32,7 @@ impl Model {
             Model::Hash(pairs) => {
                 let mut h = Hash::new();
                 for (f, v) in pairs {
-                    h.set(Bytes::from(f.clone()), Bytes::from(v.clone()));
+                    h.set(f, v);
                 }
                 Value::Hash(Arc::new(h))
             }

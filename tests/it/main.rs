@@ -12,6 +12,7 @@ mod clients;
 mod diff;
 mod dump;
 mod glob;
+mod hashmem;
 mod keys;
 mod lifecycle;
 mod lists;

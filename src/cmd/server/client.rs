@@ -155,11 +155,7 @@ fn flags_of(c: &ClientInfo, blocked: bool) -> String {
 /// Formats one client as a `CLIENT LIST` line (without the newline), Redis 7.0's fields.
 pub fn info_line(c: &ClientInfo, now_ms: i64, blocked: bool) -> String {
     let name = c.name.lock().map(|n| n.clone()).unwrap_or_default();
-    let cmd = c
-        .last_cmd
-        .lock()
-        .map(|n| n.clone())
-        .unwrap_or_else(|_| "NULL".into());
+    let cmd = c.last_cmd.lock().map(|n| *n).unwrap_or("NULL");
     let qbuf = c.qbuf.load(Ordering::Relaxed);
     let idle = (now_ms - c.last_active_ms.load(Ordering::Relaxed)).max(0) / 1000;
     format!(
@@ -195,7 +191,12 @@ pub fn client_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // sets `lastcmd` before calling the command.
     if let Some(info) = &ctx.sess.info {
         if let Ok(mut c) = info.last_cmd.lock() {
-            *c = format!("client|{sub}");
+            let full = format!("client|{sub}");
+            *c = SUBS
+                .iter()
+                .find(|s| **s == full)
+                .copied()
+                .unwrap_or("client");
         }
         info.db.store(ctx.sess.db, Ordering::Relaxed);
     }

@@ -134,6 +134,7 @@ fn set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CmdResult {
     if let Ok(mut c) = ctx.srv.config.write() {
         *c = cfg;
     }
+    ctx.srv.refresh_hot();
     Ok(Reply::Ok)
 }
 
@@ -167,9 +168,7 @@ pub fn reset_stats(ctx: &mut Ctx<'_>) {
         ctx.srv.used_memory.load(Ordering::Relaxed),
         Ordering::Relaxed,
     );
-    if let Ok(mut t) = ctx.srv.tracking.lock() {
-        t.reset();
-    }
+    ctx.st.tracking.reset();
 }
 
 /// `CONFIG REWRITE`: writes the running configuration back to the TOML file it came from,

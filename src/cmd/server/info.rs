@@ -381,13 +381,7 @@ fn persistence(ctx: &Ctx<'_>) -> String {
 fn stats(ctx: &Ctx<'_>) -> String {
     let net = &ctx.srv.net;
     let st = &ctx.st.stats;
-    let (ops, input, output) = match ctx.srv.tracking.lock() {
-        Ok(mut t) => {
-            t.sample(ctx.now, net);
-            t.rates()
-        }
-        Err(_) => (0, 0, 0),
-    };
+    let (ops, input, output) = ctx.st.tracking.rates();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let (channels, patterns, shard_channels) = ctx
         .srv
@@ -541,7 +535,7 @@ fn cpu() -> String {
 }
 
 fn commandstats(ctx: &Ctx<'_>) -> String {
-    let mut names: Vec<&String> = ctx.st.cmdstats.keys().collect();
+    let mut names: Vec<&'static str> = ctx.st.cmdstats.keys().copied().collect();
     names.sort();
     let mut s = String::new();
     for name in names {
@@ -574,10 +568,11 @@ fn errorstats(ctx: &Ctx<'_>) -> String {
 
 fn latencystats(ctx: &Ctx<'_>) -> String {
     let mut s = String::new();
-    if !ctx.srv.with_config(|c| c.latency_tracking) {
+    if !ctx.srv.hot.latency_tracking.load(Ordering::Relaxed) {
         return s;
     }
-    if let Ok(t) = ctx.srv.tracking.lock() {
+    {
+        let t = &ctx.st.tracking;
         for (name, h) in t.latencies() {
             let p = |q: f64| h.percentile(q) as f64 / 1000.0;
             s.push_str(&format!(

@@ -3,12 +3,12 @@
 //! `updateCommandLatencyHistogram`) and the samples behind `instantaneous_ops_per_sec`
 //! (`trackInstantaneousMetric`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{full_name, help, subcommand};
+use super::{help, subcommand};
 use crate::cmd::args::int;
 use crate::cmd::exec::Ctx;
 use crate::cmd::reply::{CmdError, CmdResult, Reply};
@@ -74,9 +74,18 @@ impl SlowLog {
     }
 }
 
-/// Records a command in SLOWLOG when it ran at least `slowlog-log-slower-than` microseconds,
-/// and feeds the latency histograms and the instantaneous-metrics samples. Called after every
-/// executed command.
+impl Tracking {
+    /// Adds one call's latency to its command's histogram (`updateCommandLatencyHistogram`).
+    pub fn record(&mut self, name: &'static str, usec: u64) {
+        self.latency
+            .entry(name)
+            .or_default()
+            .record(usec.saturating_mul(1000));
+    }
+}
+
+/// Records a command in SLOWLOG when it ran at least `slowlog-log-slower-than` microseconds.
+/// Called after every executed command, so the common case is one atomic load.
 pub fn record_slowlog(
     srv: &ServerState,
     sess: &Session,
@@ -84,37 +93,7 @@ pub fn record_slowlog(
     argv: &[Bytes],
     usec: u64,
 ) {
-    let (threshold, max_len, tracking) = srv.with_config(|c| {
-        (
-            c.slowlog_log_slower_than,
-            c.slowlog_max_len as usize,
-            c.latency_tracking,
-        )
-    });
-    if let Ok(mut t) = srv.tracking.lock() {
-        t.commands += 1;
-        if tracking {
-            let ns = usec.saturating_mul(1000);
-            // Most commands are not containers: look up by the static name, no allocation.
-            if spec.subcommands.is_empty() {
-                match t.latency.get_mut(spec.name) {
-                    Some(h) => h.record(ns),
-                    None => t
-                        .latency
-                        .entry(spec.name.to_string())
-                        .or_default()
-                        .record(ns),
-                }
-            } else {
-                t.latency
-                    .entry(full_name(spec, argv))
-                    .or_default()
-                    .record(ns);
-            }
-        }
-        let now = srv.clock.now_ms();
-        t.sample(now, &srv.net);
-    }
+    let threshold = srv.hot.slowlog_threshold.load(Ordering::Relaxed);
     // EXEC is logged as the commands it ran (Redis `CMD_SKIP_SLOWLOG`).
     if threshold < 0 || usec < threshold as u64 || spec.has(flags::SKIP_SLOWLOG) {
         return;
@@ -138,6 +117,7 @@ pub fn record_slowlog(
             }
         })
         .collect();
+    let max_len = srv.with_config(|c| c.slowlog_max_len as usize);
     let (peer, name) = match &sess.info {
         Some(i) => (
             i.addr.to_string(),
@@ -280,8 +260,8 @@ pub fn slowlog_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 /// (`p50=7.007` for 7 µs).
 #[derive(Debug, Default, Clone)]
 pub struct Histogram {
-    /// Lowest value of each bucket → count.
-    buckets: BTreeMap<u64, u64>,
+    /// Counts by bucket index, in value order (see [`bucket_index`]); allocated on first use.
+    counts: Vec<u64>,
     total: u64,
 }
 
@@ -291,7 +271,10 @@ impl Histogram {
     /// Records one latency in nanoseconds.
     pub fn record(&mut self, ns: u64) {
         let v = ns.clamp(1, 1_000_000_000);
-        *self.buckets.entry(lowest_equivalent(v)).or_default() += 1;
+        if self.counts.is_empty() {
+            self.counts = vec![0; BUCKETS];
+        }
+        self.counts[bucket_index(v)] += 1;
         self.total += 1;
     }
 
@@ -301,13 +284,45 @@ impl Histogram {
         let wanted = ((percentile / 100.0 * self.total as f64) + 0.5) as u64;
         let wanted = wanted.max(1);
         let mut seen = 0;
-        for (low, n) in &self.buckets {
+        for (low, n) in self.buckets() {
             seen += n;
             if seen >= wanted {
-                return highest_equivalent(*low);
+                return highest_equivalent(low);
             }
         }
         0
+    }
+
+    /// Iterates the non-empty buckets as (lowest value, count), in value order.
+    fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (bucket_low(i), *n))
+    }
+}
+
+/// Buckets: 256 exact values, then 128 per power of two up to 2^30 ns (> 1 s).
+const BUCKETS: usize = 256 + 22 * 128;
+
+/// Returns the bucket of `v` (1 ..= 1e9): a flat array index, so recording is O(1).
+fn bucket_index(v: u64) -> usize {
+    let s = bucket_shift(v);
+    if s == 0 {
+        v as usize
+    } else {
+        256 + (s as usize - 1) * 128 + ((v >> s) as usize - 128)
+    }
+}
+
+/// Returns the lowest value of bucket `i` (the inverse of [`bucket_index`]).
+fn bucket_low(i: usize) -> u64 {
+    if i < 256 {
+        i as u64
+    } else {
+        let s = (i - 256) / 128 + 1;
+        (((i - 256) % 128 + 128) as u64) << s
     }
 }
 
@@ -365,11 +380,8 @@ impl Rates {
 /// Per-command latencies and traffic rates, updated after every command.
 #[derive(Debug, Default)]
 pub struct Tracking {
-    /// Commands executed (this server's count, kept here so it can be read without the
-    /// engine lock).
-    commands: u64,
     /// Latency histogram by full command name.
-    latency: HashMap<String, Histogram>,
+    latency: ahash::AHashMap<&'static str, Histogram>,
     ops: Rates,
     input: Rates,
     output: Rates,
@@ -377,8 +389,7 @@ pub struct Tracking {
 
 impl Tracking {
     /// Takes a rate sample if 100 ms passed since the last one.
-    pub fn sample(&mut self, now_ms: i64, net: &crate::state::NetStats) {
-        let commands = self.commands;
+    pub fn sample(&mut self, now_ms: i64, commands: u64, net: &crate::state::NetStats) {
         self.ops.sample(now_ms, commands);
         self.input
             .sample(now_ms, net.net_input_bytes.load(Ordering::Relaxed));
@@ -393,8 +404,7 @@ impl Tracking {
 
     /// Returns each command's latency histogram, by name.
     pub fn latencies(&self) -> Vec<(&str, &Histogram)> {
-        let mut v: Vec<(&str, &Histogram)> =
-            self.latency.iter().map(|(k, h)| (k.as_str(), h)).collect();
+        let mut v: Vec<(&str, &Histogram)> = self.latency.iter().map(|(k, h)| (*k, h)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
     }
@@ -456,11 +466,7 @@ pub fn latency_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         )),
         "doctor" => Ok(Reply::Verbatim(DOCTOR.into())),
         "histogram" => {
-            let t = ctx
-                .srv
-                .tracking
-                .lock()
-                .map_err(|_| CmdError::err("latency data unavailable"))?;
+            let t = &ctx.st.tracking;
             let pairs = if argv.len() == 2 {
                 t.latencies()
                     .into_iter()
@@ -471,7 +477,7 @@ pub fn latency_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     .iter()
                     .filter_map(|a| {
                         let name = String::from_utf8_lossy(a).to_ascii_lowercase();
-                        let h = t.latency.get(&name)?;
+                        let h = t.latency.get(name.as_str())?;
                         Some((Reply::BulkStr(name), cdf(h)))
                     })
                     .collect()
@@ -490,7 +496,11 @@ fn cdf(h: &Histogram) -> Reply {
     let mut previous = 0;
     loop {
         let low = lowest_equivalent(level);
-        let cumulative: u64 = h.buckets.range(..=low).map(|(_, n)| n).sum();
+        let cumulative: u64 = h
+            .buckets()
+            .take_while(|(l, _)| *l <= low)
+            .map(|(_, n)| n)
+            .sum();
         if cumulative > previous {
             points.push((
                 Reply::Int((highest_equivalent(low) / 1000) as i64),
@@ -512,6 +522,20 @@ fn cdf(h: &Histogram) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_index_is_monotonic_and_invertible() {
+        let mut last = 0;
+        for v in (1..5000u64)
+            .chain((12..30).map(|b| (1u64 << b) + 12345))
+            .chain([1_000_000_000])
+        {
+            let i = bucket_index(v);
+            assert!(i >= last && i < BUCKETS, "{v}");
+            assert_eq!(bucket_low(i), lowest_equivalent(v), "{v}");
+            last = i;
+        }
+    }
 
     #[test]
     fn histogram_percentiles_match_hdr_rounding() {

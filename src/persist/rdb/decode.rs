@@ -12,7 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{container, listpack, lzf, types, unsupported_type_name, ziplist, RdbError};
-use crate::store::hash::{MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE};
+use crate::store::hash::{self, MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE};
 use crate::store::{Hash, List, Value};
 
 /// What a length prefix holds: a length, or the tag of a special string encoding
@@ -227,7 +227,7 @@ impl<'a> Reader<'a> {
                         }
                         continue;
                     }
-                    h.set(f, v);
+                    h.set(&f, &v);
                 }
                 hash_value(h)
             }
@@ -235,8 +235,7 @@ impl<'a> Reader<'a> {
                 let blob = self.read_string()?;
                 let mut h = Hash::new();
                 ziplist::for_each_zipmap(&blob, |f, v| {
-                    let (f, v) = (Bytes::copy_from_slice(f), Bytes::copy_from_slice(v));
-                    if h.get(&f).is_some() {
+                    if h.get(f).is_some() {
                         return Err(RdbError::DuplicateField);
                     }
                     // Redis 7.0 converts a loaded zipmap to a hashtable for a long field or
@@ -253,26 +252,24 @@ impl<'a> Reader<'a> {
             types::HASH_ZIPLIST | types::HASH_LISTPACK => {
                 let at = self.pos;
                 let blob = self.read_string()?;
-                let mut h = Hash::new();
-                let mut field: Option<Bytes> = None;
+                let mut h = hash::Loader::new();
+                // The pending field (`have`), copied: an entry may be a formatted integer.
+                let mut field: Vec<u8> = Vec::new();
+                let mut have = false;
                 // Converting a ziplist always checks for duplicate fields; a listpack is only
                 // checked by deep sanitisation (off by default), so there the first one wins.
                 // Either way Redis 7.0 keeps the result a listpack whatever its size.
                 let strict = ty == types::HASH_ZIPLIST;
-                let add = |e: &[u8]| match field.take() {
-                    None => {
-                        field = Some(Bytes::copy_from_slice(e));
+                let add = |e: &[u8]| {
+                    have = !have;
+                    if have {
+                        field.clear();
+                        field.extend_from_slice(e);
                         Ok(())
-                    }
-                    Some(f) => {
-                        if h.get(&f).is_none() {
-                            h.set_keep_encoding(f, Bytes::copy_from_slice(e));
-                            Ok(())
-                        } else if strict {
-                            Err(RdbError::DuplicateField)
-                        } else {
-                            Ok(())
-                        }
+                    } else if h.add(&field, e) || !strict {
+                        Ok(())
+                    } else {
+                        Err(RdbError::DuplicateField)
                     }
                 };
                 let n = if ty == types::HASH_LISTPACK {
@@ -286,6 +283,7 @@ impl<'a> Reader<'a> {
                         at,
                     });
                 }
+                let h = h.finish();
                 hash_value(h)
             }
             _ => Err(match unsupported_type_name(ty) {
@@ -564,12 +562,18 @@ mod tests {
         out.push(Value::List(Arc::new(l)));
         let mut h = Hash::new();
         for i in 0..10 {
-            h.set(format!("field{i}").into(), format!("{}", i * 1000).into());
+            h.set(
+                format!("field{i}").as_bytes(),
+                format!("{}", i * 1000).as_bytes(),
+            );
         }
         out.push(Value::Hash(Arc::new(h)));
         let mut h = Hash::new();
         for i in 0..300 {
-            h.set(format!("field{i}").into(), "x".repeat(i % 90).into());
+            h.set(
+                format!("field{i}").as_bytes(),
+                "x".repeat(i % 90).as_bytes(),
+            );
         }
         out.push(Value::Hash(Arc::new(h)));
         out

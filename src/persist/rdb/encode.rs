@@ -315,8 +315,8 @@ mod tests {
         assert_eq!(out, want);
         // `HSET h f v n 42`.
         let mut h = Hash::new();
-        h.set("f".into(), "v".into());
-        h.set("n".into(), "42".into());
+        h.set(b"f", b"v");
+        h.set(b"n", b"42");
         let mut out = Vec::new();
         write_value(&mut out, &Value::Hash(Arc::new(h)), &WriteOpts::default()).unwrap();
         let mut want = vec![0x10, 0x12];
@@ -382,7 +382,7 @@ mod tests {
             }
             let mut h = Hash::new();
             for pair in items.chunks(2) {
-                h.set(pair[0].clone().into(), pair.last().unwrap().clone().into());
+                h.set(&pair[0], pair.last().unwrap());
             }
             let mut buf = Vec::new();
             write_value(&mut buf, &Value::Hash(Arc::new(h.clone())), &opts).unwrap();
