@@ -10,6 +10,14 @@ pub fn int(arg: &[u8]) -> Result<i64, CmdError> {
     parse_i64(arg).ok_or(CmdError::NotInteger)
 }
 
+/// Parses an integer argument that must fit a C `int` (`getIntFromObjectOrReply`): SELECT,
+/// MOVE and COPY database indexes.
+pub fn int32(arg: &[u8]) -> Result<i32, CmdError> {
+    i32::try_from(int(arg)?).map_err(|_| {
+        CmdError::err("value is out of range, value must between -2147483648 and 2147483647")
+    })
+}
+
 /// Parses a non-negative integer argument that must fit `usize`.
 pub fn uint(arg: &[u8]) -> Result<usize, CmdError> {
     let n = int(arg)?;

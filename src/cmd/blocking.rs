@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use super::exec::EngineState;
-use super::list::{move_element, pop_many, side_name};
+use super::list::{key_meta, move_element, pop_many, side_name, unmove, unpop};
 use super::reply::{CmdError, Reply};
 use crate::state::ServerState;
 use crate::store::{List, Value};
@@ -61,6 +61,8 @@ pub struct Waiter {
     pub keys: Vec<Bytes>,
     /// What to do once served.
     pub op: BlockOp,
+    /// Whether it waits with a timeout (`clients_in_timeout_table` counts only those).
+    pub timed: bool,
     tx: oneshot::Sender<Reply>,
 }
 
@@ -85,6 +87,12 @@ impl Blocked {
         self.waiters.is_empty()
     }
 
+    /// Returns the number of blocked clients waiting with a timeout
+    /// (`clients_in_timeout_table` in INFO: Redis leaves `BLPOP k 0` out of that table).
+    pub fn timed_len(&self) -> usize {
+        self.waiters.values().filter(|w| w.timed).count()
+    }
+
     /// Reports whether some client waits on `key`.
     pub fn has_waiters(&self, db: usize, key: &[u8]) -> bool {
         !self.waiters.is_empty() && self.queues.contains_key(&(db, Bytes::copy_from_slice(key)))
@@ -100,13 +108,15 @@ impl Blocked {
         self.waiters.values().any(|w| w.client_id == client_id)
     }
 
-    /// Blocks a client on `keys`; returns its waiter id and where its reply will arrive.
+    /// Blocks a client on `keys` (`timed`: with a timeout); returns its waiter id and where
+    /// its reply will arrive.
     pub fn block(
         &mut self,
         client_id: u64,
         db: usize,
         keys: Vec<Bytes>,
         op: BlockOp,
+        timed: bool,
     ) -> (u64, oneshot::Receiver<Reply>) {
         self.next_id += 1;
         let id = self.next_id;
@@ -125,6 +135,7 @@ impl Blocked {
                 db,
                 keys,
                 op,
+                timed,
                 tx,
             },
         );
@@ -220,7 +231,26 @@ pub fn serve_ready(_srv: &ServerState, st: &mut EngineState, ready: Vec<(usize, 
     }
 }
 
-/// Runs one waiter's operation against `key`, which holds elements.
+/// How to take back an operation whose waiter vanished before its reply could be sent.
+enum Undo {
+    /// Put the popped elements back where they came from.
+    Pop { left: bool, vals: Vec<Bytes> },
+    /// Move the element back from the destination.
+    Move {
+        dst: Bytes,
+        from_left: bool,
+        to_left: bool,
+    },
+}
+
+/// Runs one waiter's operation against `key`, which holds elements, and hands it the reply.
+///
+/// The waiter was alive when taken from the queue, but its connection can still go away
+/// before the reply is sent (the receiver lives on another thread). Then the operation is
+/// undone — the elements return where they came from, the key with its TTL if the pop had
+/// deleted it — and neither counted nor propagated, so the data and the write stream say
+/// that nothing happened, and the caller serves the next waiter. (Redis cannot lose a client
+/// in between: it serves and replies on one thread.)
 fn serve_one(
     st: &mut EngineState,
     db: usize,
@@ -229,16 +259,20 @@ fn serve_one(
     now: i64,
     queue: &mut VecDeque<(usize, Bytes)>,
 ) {
-    let (reply, propagate) = match &w.op {
+    let Some(meta) = key_meta(&st.ks.dbs[db], key) else {
+        return;
+    };
+    let (reply, propagate, undo) = match &w.op {
         BlockOp::Pop { left } => {
             let vals = pop_many(&mut st.ks.dbs[db], key, *left, 1);
-            let Some(v) = vals.into_iter().next() else {
+            let Some(v) = vals.first().cloned() else {
                 return;
             };
             let cmd: &'static [u8] = if *left { b"LPOP" } else { b"RPOP" };
             (
                 Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(v)]),
                 vec![Bytes::from_static(cmd), key.clone()],
+                Undo::Pop { left: *left, vals },
             )
         }
         BlockOp::MPop { left, count } => {
@@ -248,9 +282,10 @@ fn serve_one(
             (
                 Reply::Array(vec![
                     Reply::Bulk(key.clone()),
-                    Reply::Array(vals.into_iter().map(Reply::Bulk).collect()),
+                    Reply::Array(vals.iter().cloned().map(Reply::Bulk).collect()),
                 ]),
                 vec![Bytes::from_static(cmd), key.clone(), n],
+                Undo::Pop { left: *left, vals },
             )
         }
         BlockOp::Move {
@@ -281,10 +316,6 @@ fn serve_one(
             else {
                 return;
             };
-            st.touch(db, dst);
-            if st.blocked.has_waiters(db, dst) {
-                queue.push_back((db, dst.clone()));
-            }
             let argv = if *rpoplpush {
                 vec![Bytes::from_static(b"RPOPLPUSH"), key.clone(), dst.clone()]
             } else {
@@ -296,18 +327,42 @@ fn serve_one(
                     side_name(*to_left),
                 ]
             };
-            (Reply::Bulk(v), argv)
+            let undo = Undo::Move {
+                dst: dst.clone(),
+                from_left: *from_left,
+                to_left: *to_left,
+            };
+            (Reply::Bulk(v), argv, undo)
         }
     };
+    let client = w.client_id;
+    if w.tx.send(reply).is_err() {
+        tracing::debug!(client, "blocked client gone before its reply; pop undone");
+        let d = &mut st.ks.dbs[db];
+        match undo {
+            Undo::Pop { left, vals } => unpop(d, key, left, &vals, meta),
+            Undo::Move {
+                dst,
+                from_left,
+                to_left,
+            } => unmove(d, key, &dst, from_left, to_left, meta),
+        }
+        return;
+    }
     st.touch(db, key);
+    if let Undo::Move { dst, .. } = &undo {
+        st.touch(db, dst);
+        if st.blocked.has_waiters(db, dst) {
+            queue.push_back((db, dst.clone()));
+        }
+    }
     st.dirty += 1;
     st.stream.append(db, &propagate);
-    deliver(w, reply);
 }
 
-/// Hands a reply to a waiter's connection. A connection that vanished in between (its
-/// task dropped without withdrawing, as at shutdown) loses the reply, as Redis loses a
-/// reply to a client whose socket just closed.
+/// Hands a reply that carries no data (an error, CLIENT UNBLOCK's) to a waiter's connection.
+/// A connection that vanished in between loses it, as Redis loses a reply to a client whose
+/// socket just closed; replies holding popped elements go through [`serve_one`] instead.
 fn deliver(w: Waiter, reply: Reply) {
     if w.tx.send(reply).is_err() {
         tracing::debug!(client = w.client_id, "blocked client gone before its reply");
@@ -327,8 +382,14 @@ mod tests {
     #[test]
     fn waiters_queue_per_key_and_withdraw_cleanly() {
         let mut b = Blocked::default();
-        let (w1, _rx1) = b.block(7, 0, keys(&["a", "b", "a"]), BlockOp::Pop { left: true });
-        let (_w2, _rx2) = b.block(8, 0, keys(&["a"]), BlockOp::Pop { left: false });
+        let (w1, _rx1) = b.block(
+            7,
+            0,
+            keys(&["a", "b", "a"]),
+            BlockOp::Pop { left: true },
+            false,
+        );
+        let (_w2, _rx2) = b.block(8, 0, keys(&["a"]), BlockOp::Pop { left: false }, false);
         assert_eq!(b.len(), 2);
         assert!(b.has_waiters(0, b"a") && b.has_waiters(0, b"b"));
         assert!(!b.has_waiters(1, b"a"));
@@ -352,8 +413,8 @@ mod tests {
     #[test]
     fn closed_waiters_are_skipped() {
         let mut b = Blocked::default();
-        let (_, rx) = b.block(1, 0, keys(&["q"]), BlockOp::Pop { left: true });
-        let (_, _rx2) = b.block(2, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        let (_, rx) = b.block(1, 0, keys(&["q"]), BlockOp::Pop { left: true }, false);
+        let (_, _rx2) = b.block(2, 0, keys(&["q"]), BlockOp::Pop { left: true }, false);
         drop(rx);
         let next = b
             .next_waiter(0, &Bytes::from_static(b"q"))
@@ -361,10 +422,112 @@ mod tests {
         assert_eq!(next, Some(2));
     }
 
+    /// A state with list `src` = [a, b, c] (TTL at 99 000) and list `other` = [x].
+    fn state() -> EngineState {
+        let mut st = EngineState::new(1, 1 << 16);
+        let list = |items: &[&str]| {
+            let l = List::from_iter_bytes(items.iter().map(|s| s.as_bytes()));
+            crate::store::Entry::new(Value::List(std::sync::Arc::new(l)), 1_000)
+        };
+        let db = &mut st.ks.dbs[0];
+        db.insert(Bytes::from_static(b"src"), list(&["a", "b", "c"]));
+        db.set_expire(b"src", Some(99_000));
+        db.insert(Bytes::from_static(b"other"), list(&["x"]));
+        st
+    }
+
+    fn contents(st: &EngineState, key: &str) -> Option<(Vec<String>, Option<i64>)> {
+        let e = st.ks.dbs[0].get(key.as_bytes())?;
+        match &e.value {
+            Value::List(l) => Some((
+                l.iter()
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .collect(),
+                e.expire_at,
+            )),
+            _ => None,
+        }
+    }
+
+    /// Serves a waiter whose connection closed after it was taken from the queue.
+    fn serve_vanished(st: &mut EngineState, op: BlockOp) {
+        let (id, rx) = st.blocked.block(1, 0, keys(&["src"]), op, true);
+        let w = st.blocked.remove(id).expect("waiter");
+        drop(rx);
+        serve_one(
+            st,
+            0,
+            &Bytes::from_static(b"src"),
+            w,
+            2_000,
+            &mut VecDeque::new(),
+        );
+    }
+
+    #[test]
+    fn a_waiter_gone_before_its_reply_loses_nothing() {
+        let abc = |ttl| Some((vec!["a".into(), "b".into(), "c".into()], ttl));
+        let ops = [
+            BlockOp::Pop { left: true },
+            BlockOp::Pop { left: false },
+            BlockOp::MPop {
+                left: true,
+                count: 2,
+            },
+            // Empties the source: it comes back with its TTL.
+            BlockOp::MPop {
+                left: false,
+                count: 10,
+            },
+        ];
+        let moves = [
+            ("new", true, false),
+            ("other", false, true),
+            ("src", true, false),
+            ("src", false, true),
+        ];
+        let ops = ops
+            .into_iter()
+            .chain(
+                moves
+                    .into_iter()
+                    .map(|(dst, from_left, to_left)| BlockOp::Move {
+                        dst: Bytes::from_static(dst.as_bytes()),
+                        from_left,
+                        to_left,
+                        rpoplpush: false,
+                    }),
+            );
+        for op in ops {
+            let mut st = state();
+            let offset = st.stream.offset();
+            serve_vanished(&mut st, op.clone());
+            assert_eq!(contents(&st, "src"), abc(Some(99_000)), "{op:?}");
+            assert_eq!(
+                contents(&st, "other"),
+                Some((vec!["x".into()], None)),
+                "{op:?}"
+            );
+            assert!(contents(&st, "new").is_none(), "{op:?}");
+            assert_eq!((st.dirty, st.stream.offset()), (0, offset), "{op:?}");
+        }
+        // A one-element source deleted by the pop comes back too.
+        let mut st = state();
+        let one = crate::store::Entry::new(
+            Value::List(std::sync::Arc::new(List::from_iter_bytes([&b"z"[..]]))),
+            0,
+        );
+        st.ks.dbs[0].insert(Bytes::from_static(b"src"), one);
+        st.ks.dbs[0].set_expire(b"src", Some(5_000));
+        serve_vanished(&mut st, BlockOp::Pop { left: true });
+        assert_eq!(contents(&st, "src"), Some((vec!["z".into()], Some(5_000))));
+        assert_eq!(st.ks.dbs[0].expires_len(), 1);
+    }
+
     #[test]
     fn unblock_with_a_reply_delivers_it() {
         let mut b = Blocked::default();
-        let (_, mut rx) = b.block(3, 0, keys(&["q"]), BlockOp::Pop { left: true });
+        let (_, mut rx) = b.block(3, 0, keys(&["q"]), BlockOp::Pop { left: true }, false);
         let err = Reply::Error("UNBLOCKED client unblocked via CLIENT UNBLOCK".into());
         assert!(b.unblock_client(3, Some(err.clone())));
         assert_eq!(rx.try_recv().ok(), Some(err));

@@ -94,11 +94,7 @@ fn quit(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let id = int(&argv[1])?;
-    if id < 0 || id as usize >= ctx.st.ks.dbs.len() || id > i32::MAX as i64 {
-        return Err(CmdError::DbIndexOutOfRange);
-    }
-    ctx.sess.db = id as usize;
+    ctx.sess.db = super::keys::db_index(ctx, &argv[1])?;
     Ok(Reply::Ok)
 }
 
@@ -172,10 +168,11 @@ fn hello(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             setname = Some(name.clone());
             i += 2;
         } else {
-            return Err(CmdError::err(format!(
-                "Syntax error in HELLO option '{}'",
-                text(&argv[i])
-            )));
+            return Err(CmdError::echo(
+                "ERR Syntax error in HELLO option '",
+                &argv[i],
+                "'",
+            ));
         }
     }
     if authed {

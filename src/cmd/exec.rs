@@ -14,9 +14,8 @@ use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use super::args::text;
 use super::blocking::Blocked;
-use super::reply::{CmdError, Reply};
+use super::reply::{c_str, CmdError, Reply};
 use super::server::full_name;
 use super::session::Session;
 use super::table::{flags, lookup, CommandSpec};
@@ -127,10 +126,17 @@ impl EngineState {
         }
     }
 
-    /// Counts an error reply under its code.
-    pub fn count_error(&mut self, text: &str) {
-        let code = text.split(' ').next().unwrap_or("ERR");
-        *self.errorstats.entry(code.to_string()).or_default() += 1;
+    /// Counts an error reply under its code (the first word of its text).
+    pub fn count_error(&mut self, text: impl AsRef<[u8]>) {
+        let text = text.as_ref();
+        let code = text.split(|&b| b == b' ').next().unwrap_or(b"ERR");
+        let code = String::from_utf8_lossy(code);
+        match self.errorstats.get_mut(code.as_ref()) {
+            Some(n) => *n += 1,
+            None => {
+                self.errorstats.insert(code.into_owned(), 1);
+            }
+        }
         self.stats.total_error_replies += 1;
     }
 }
@@ -224,7 +230,8 @@ impl<'a> Ctx<'a> {
         true
     }
 
-    /// Looks a key up for reading: expiry applied, hits/misses counted, access time updated.
+    /// Looks a key up for reading (`lookupKeyRead`): expiry applied, hits/misses counted, and
+    /// the access time (`OBJECT IDLETIME`) updated as Redis's LRU clock is.
     pub fn lookup_read(&mut self, key: &[u8]) -> Option<&Entry> {
         let db = self.sess.db;
         let Some(slot) = self.live_slot(db, key) else {
@@ -232,7 +239,8 @@ impl<'a> Ctx<'a> {
             return None;
         };
         self.st.stats.keyspace_hits += 1;
-        self.st.ks.dbs[db].at(slot)
+        let access = (self.now / 1000) as u32;
+        self.st.ks.dbs[db].at_touched(slot, access)
     }
 
     /// Finds a key that has not expired with a single hash lookup, deleting it (through
@@ -249,11 +257,27 @@ impl<'a> Ctx<'a> {
         Some(slot)
     }
 
-    /// Looks a key up for writing (expiry applied, no hit counting).
+    /// Looks a key up for reading without updating its access time (`LOOKUP_NOTOUCH`: EXISTS,
+    /// TYPE, the TTL family, OBJECT, SCAN's TYPE filter); expiry applied, hits/misses counted.
+    pub fn lookup_read_notouch(&mut self, key: &[u8]) -> Option<&Entry> {
+        let db = self.sess.db;
+        let Some(slot) = self.live_slot(db, key) else {
+            self.st.stats.keyspace_misses += 1;
+            return None;
+        };
+        self.st.stats.keyspace_hits += 1;
+        self.st.ks.dbs[db].at(slot)
+    }
+
+    /// Looks a key up for writing (`lookupKeyWrite`): expiry applied, no hit counting, the
+    /// access time updated.
     pub fn lookup_write(&mut self, key: &[u8]) -> Option<&mut Entry> {
         let db = self.sess.db;
         let slot = self.live_slot(db, key)?;
-        self.st.ks.dbs[db].at_mut(slot)
+        let access = (self.now / 1000) as u32;
+        let e = self.st.ks.dbs[db].at_mut(slot)?;
+        e.access = access;
+        Some(e)
     }
 
     /// Reports whether a live key exists, without counting a hit or miss.
@@ -295,18 +319,25 @@ pub struct Outcome {
     pub block: Option<BlockRequest>,
 }
 
-fn unknown_command(argv: &[Bytes]) -> String {
-    let name: String = text(&argv[0]).chars().take(128).collect();
-    let mut args = String::new();
+/// Redis's unknown-command error, arguments echoed as `processCommand` formats them: raw
+/// bytes, each cut at its first NUL (`%s`), the name to 128 bytes and the quoted arguments
+/// to about 128 bytes in all.
+fn unknown_command(argv: &[Bytes]) -> Bytes {
+    let mut args: Vec<u8> = Vec::new();
     for a in &argv[1..] {
         if args.len() >= 128 {
             break;
         }
         let room = 128 - args.len();
-        let t: String = text(a).chars().take(room).collect();
-        args.push_str(&format!("'{t}' "));
+        args.push(b'\'');
+        args.extend_from_slice(c_str(a, room));
+        args.extend_from_slice(b"' ");
     }
-    format!("ERR unknown command '{name}', with args beginning with: {args}")
+    let mut out = b"ERR unknown command '".to_vec();
+    out.extend_from_slice(c_str(&argv[0], 128));
+    out.extend_from_slice(b"', with args beginning with: ");
+    out.extend_from_slice(&args);
+    Bytes::from(out)
 }
 
 /// Checks one command against Redis's `processCommand` rules; returns the spec or the error
@@ -315,44 +346,51 @@ fn check(
     srv: &ServerState,
     sess: &Session,
     argv: &[Bytes],
-) -> Result<&'static CommandSpec, (String, bool)> {
+) -> Result<&'static CommandSpec, (Bytes, bool)> {
     let Some(spec) = lookup(&argv[0]) else {
         return Err((unknown_command(argv), true));
     };
     if !spec.arity_ok(argv.len()) {
-        return Err((CmdError::Arity(spec.name.to_string()).to_string(), true));
+        return Err((CmdError::Arity(spec.name.to_string()).into_bytes(), true));
     }
     // Subcommand existence and arity, protected commands: before auth, abort a MULTI.
     if let Err(e) = super::server::precheck(spec, argv) {
-        return Err((e.to_string(), true));
+        return Err((e.into_bytes(), true));
     }
     if sess.origin == Origin::Master || sess.origin == Origin::AofLoad {
         return Ok(spec);
     }
     if !sess.authenticated && !spec.has(flags::NO_AUTH) {
-        return Err((CmdError::NoAuth.to_string(), false));
+        return Err((CmdError::NoAuth.into_bytes(), false));
     }
     if sess.multi.is_some() && spec.has(flags::NO_MULTI) {
-        return Err(("ERR Command not allowed inside a transaction".into(), true));
+        return Err((
+            Bytes::from_static(b"ERR Command not allowed inside a transaction"),
+            true,
+        ));
     }
     if spec.has(flags::DENYOOM) && srv.over_maxmemory() {
-        return Err((CmdError::Oom.to_string(), true));
+        return Err((CmdError::Oom.into_bytes(), true));
     }
     if spec.has(flags::WRITE) && srv.is_read_only_replica() {
-        return Err((CmdError::ReadOnly.to_string(), true));
+        return Err((CmdError::ReadOnly.into_bytes(), true));
     }
     if sess.in_pubsub_context() && !spec.has(flags::PUBSUB_CONTEXT) {
         return Err((
             format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 full_name(spec, argv)
-            ),
+            )
+            .into(),
             false,
         ));
     }
     // A MONITOR is a replica to Redis (CLIENT_SLAVE): it may not touch the keyspace.
     if sess.monitor && spec.has(flags::WRITE | flags::READONLY | flags::MAY_REPLICATE) {
-        return Err(("ERR Replica can't interact with the keyspace".into(), true));
+        return Err((
+            Bytes::from_static(b"ERR Replica can't interact with the keyspace"),
+            true,
+        ));
     }
     Ok(spec)
 }
@@ -436,7 +474,7 @@ pub fn run_locked(
     let result = (spec.handler)(&mut ctx, &argv);
     let reply = match result {
         Ok(r) => r,
-        Err(e) => Reply::Error(e.to_string()),
+        Err(e) => e.into(),
     };
     let Ctx {
         st,

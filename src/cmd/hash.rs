@@ -4,8 +4,6 @@
 //! replies): HINCRBY parses its increment before looking the key up, HSCAN parses its
 //! cursor before the key and its options after, HRANDFIELD validates the count first.
 
-mod glob;
-
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -13,6 +11,7 @@ use rand::Rng;
 
 use super::args::{int, is, own};
 use super::exec::Ctx;
+use super::glob::glob_match;
 use super::ldouble::Ld;
 use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
@@ -361,7 +360,7 @@ fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     let mut items = Vec::new();
     let mut emit = |f: &[u8], v: &[u8]| {
-        if pattern.is_none_or(|p| glob::matches(p, f)) {
+        if pattern.is_none_or(|p| glob_match(p, f, false)) {
             items.push(Reply::bulk(f));
             items.push(Reply::bulk(v));
         }

@@ -1,10 +1,10 @@
-//! Generic key commands (Redis `db.c`, `expire.c`, `object.c`) and the glob matcher that
-//! KEYS, SCAN, PSUBSCRIBE and CONFIG GET share (`util.c` `stringmatchlen`).
+//! Generic key commands (Redis `db.c`, `expire.c`, `object.c`).
 
 use bytes::Bytes;
 
-use super::args::{int, is, own, text};
+use super::args::{int, int32, is, own, text};
 use super::exec::{Ctx, EngineState};
+use super::glob::glob_match;
 use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
 use super::table::CommandSpec;
@@ -78,159 +78,16 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 // ---------------------------------------------------------------------------------------------
-// Glob matching (util.c stringmatchlen)
-// ---------------------------------------------------------------------------------------------
-
-/// Matches `s` against a Redis glob `pattern` exactly as `stringmatchlen` does: `*`, `?`,
-/// `[abc]`, `[^a]`, `[a-z]` (reversed ranges allowed), `\` escapes, an unterminated `[` class
-/// running to the end of the pattern, and no match for an empty string unless the pattern is
-/// empty too (`"*"` does not match `""`).
-///
-/// Iterative with a single backtrack point, which gives the same answers as Redis's recursion
-/// with `skipLongerMatches` without its stack depth.
-pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    let p = pattern;
-    if s.is_empty() {
-        return p.is_empty();
-    }
-    let (mut pi, mut si) = (0usize, 0usize);
-    // (pattern index after the last `*`, string index its rest was last tried at)
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        let ok = if pi < p.len() && p[pi] == b'*' {
-            while pi + 1 < p.len() && p[pi + 1] == b'*' {
-                pi += 1;
-            }
-            if pi + 1 == p.len() {
-                return true;
-            }
-            star = Some((pi + 1, si));
-            pi += 1;
-            continue;
-        } else if pi < p.len() {
-            let (m, next) = match_token(p, pi, s[si], nocase);
-            if m {
-                pi = next;
-                si += 1;
-                if si == s.len() {
-                    while pi < p.len() && p[pi] == b'*' {
-                        pi += 1;
-                    }
-                    if pi == p.len() {
-                        return true;
-                    }
-                    false
-                } else {
-                    true
-                }
-            } else {
-                false
-            }
-        } else {
-            false
-        };
-        if !ok {
-            match star {
-                Some((rest, tried)) if tried + 1 < s.len() => {
-                    star = Some((rest, tried + 1));
-                    pi = rest;
-                    si = tried + 1;
-                }
-                _ => return false,
-            }
-        }
-    }
-}
-
-fn lower(c: i32) -> i32 {
-    if (b'A' as i32..=b'Z' as i32).contains(&c) {
-        c + 32
-    } else {
-        c
-    }
-}
-
-/// Matches one non-`*` token at `p[pi]` against `c`; returns whether it matched and where the
-/// next token starts.
-fn match_token(p: &[u8], pi: usize, c: u8, nocase: bool) -> (bool, usize) {
-    // C reads the NUL terminator past the end; 0 stands for it.
-    let at = |i: usize| p.get(i).copied().unwrap_or(0);
-    // `char` is signed on x86: bytes >= 0x80 compare as negatives in ranges.
-    let signed = |b: u8| b as i8 as i32;
-    let eq = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    match p[pi] {
-        b'?' => (true, pi + 1),
-        b'[' => {
-            let mut i = pi + 1;
-            let not = at(i) == b'^';
-            if not {
-                i += 1;
-            }
-            let mut matched = false;
-            loop {
-                let left = p.len().saturating_sub(i);
-                if at(i) == b'\\' && left >= 2 {
-                    i += 1;
-                    if p[i] == c {
-                        matched = true;
-                    }
-                } else if at(i) == b']' {
-                    break;
-                } else if i >= p.len() {
-                    i -= 1;
-                    break;
-                } else if left >= 3 && p[i + 1] == b'-' {
-                    let (mut start, mut end) = (signed(p[i]), signed(p[i + 2]));
-                    let mut ch = signed(c);
-                    if start > end {
-                        std::mem::swap(&mut start, &mut end);
-                    }
-                    if nocase {
-                        start = lower(start);
-                        end = lower(end);
-                        ch = lower(ch);
-                    }
-                    i += 2;
-                    if ch >= start && ch <= end {
-                        matched = true;
-                    }
-                } else if eq(p[i], c) {
-                    matched = true;
-                }
-                i += 1;
-            }
-            (matched != not, i + 1)
-        }
-        b'\\' => {
-            let i = if p.len() - pi >= 2 { pi + 1 } else { pi };
-            (eq(p[i], c), i + 1)
-        }
-        other => (eq(other, c), pi + 1),
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Shared helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Parses a database index as `getIntFromObjectOrReply` + `selectDb` do.
-fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
-    let id = int(arg)?;
-    if id < i32::MIN as i64 || id > i32::MAX as i64 {
-        return Err(CmdError::err(
-            "value is out of range, value must between -2147483648 and 2147483647",
-        ));
-    }
-    if id < 0 || id as usize >= ctx.st.ks.dbs.len() {
-        return Err(CmdError::DbIndexOutOfRange);
-    }
-    Ok(id as usize)
+/// Parses a database index as `getIntFromObjectOrReply` + `selectDb` do (MOVE, COPY).
+pub(crate) fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CmdError> {
+    let id = int32(arg)?;
+    usize::try_from(id)
+        .ok()
+        .filter(|&i| i < ctx.st.ks.dbs.len())
+        .ok_or(CmdError::DbIndexOutOfRange)
 }
 
 /// Redis's `shared.sameobjecterr`.
@@ -276,18 +133,6 @@ pub fn touch_watched_in_db(st: &mut EngineState, emptied: usize, replaced_with: 
     }
 }
 
-/// Records a read access for `OBJECT IDLETIME` (Redis updates the LRU clock on every lookup
-/// without `LOOKUP_NOTOUCH`); writes the entry at most once per second.
-pub fn note_access(ctx: &mut Ctx<'_>, key: &[u8]) {
-    let now_s = (ctx.now / 1000) as u32;
-    let db = ctx.db();
-    if db.get(key).is_some_and(|e| e.access != now_s) {
-        if let Some(e) = db.get_mut(key) {
-            e.access = now_s;
-        }
-    }
-}
-
 /// Reports whether an absolute expiry time is already past, so the key must be deleted now
 /// (`checkAlreadyExpired`: never on a replica nor while loading the AOF).
 pub fn already_expired(ctx: &Ctx<'_>, when: i64) -> bool {
@@ -320,7 +165,7 @@ fn del(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &argv[1..] {
-        if ctx.lookup_read(k).is_some() {
+        if ctx.lookup_read_notouch(k).is_some() {
             n += 1;
         }
     }
@@ -329,7 +174,7 @@ fn exists(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn type_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let name = ctx
-        .lookup_read(&argv[1])
+        .lookup_read_notouch(&argv[1])
         .map_or("none", |e| e.value.type_name());
     Ok(Reply::Simple(name.to_string()))
 }
@@ -338,7 +183,6 @@ fn touch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut n = 0;
     for k in &argv[1..] {
         if ctx.lookup_read(k).is_some() {
-            note_access(ctx, k);
             n += 1;
         }
     }
@@ -422,7 +266,7 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         // counting a hit or miss); otherwise expired keys are only dropped.
         let live = match type_filter {
             Some(want) => ctx
-                .lookup_read(&k)
+                .lookup_read_notouch(&k)
                 .is_some_and(|e| want.eq_ignore_ascii_case(e.value.type_name().as_bytes())),
             None => !ctx.expire_if_needed(db, &k),
         };
@@ -601,13 +445,9 @@ fn swapdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         touch_watched_in_db(ctx.st, a, Some(b));
         touch_watched_in_db(ctx.st, b, Some(a));
         if !ctx.st.blocked.is_empty() {
+            // `scanDatabaseForReadyKeys`: only the keys someone waits on are looked at.
             for db in [a, b] {
-                let lists: Vec<Bytes> = ctx.st.ks.dbs[db]
-                    .iter()
-                    .filter(|(_, e)| matches!(e.value, Value::List(_)))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in lists {
+                for k in ctx.st.blocked.waiting_keys(db) {
                     signal_list(ctx, db, &k);
                 }
             }
@@ -639,7 +479,7 @@ fn expire_flags(args: &[Bytes]) -> Result<u8, CmdError> {
         } else if is(a, "lt") {
             EXPIRE_LT
         } else {
-            return Err(CmdError::err(format!("Unsupported option {}", text(a))));
+            return Err(CmdError::echo("ERR Unsupported option ", a, ""));
         };
     }
     if flags & EXPIRE_NX != 0 && flags & (EXPIRE_XX | EXPIRE_GT | EXPIRE_LT) != 0 {
@@ -690,11 +530,9 @@ fn expire_generic(
         when = when.checked_mul(1000).ok_or_else(|| invalid_expire(name))?;
     }
     when = when.checked_add(base).ok_or_else(|| invalid_expire(name))?;
-    let now_s = (ctx.now / 1000) as u32;
     let Some(e) = ctx.lookup_write(key) else {
         return Ok(Reply::Int(0));
     };
-    e.access = now_s;
     let current = e.expire_at;
     if flags & EXPIRE_NX != 0 && current.is_some() {
         return Ok(Reply::Int(0));
@@ -731,7 +569,7 @@ fn expire_generic(
 /// seconds rounded to nearest.
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, absolute: bool) -> CmdResult {
     let now = ctx.now;
-    let Some(e) = ctx.lookup_read(key) else {
+    let Some(e) = ctx.lookup_read_notouch(key) else {
         return Ok(Reply::Int(-2));
     };
     Ok(Reply::Int(match e.expire_at {
@@ -765,14 +603,7 @@ fn pexpiretime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn persist(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let now_s = (ctx.now / 1000) as u32;
-    let had = match ctx.lookup_write(key) {
-        Some(e) => {
-            e.access = now_s;
-            e.expire_at.is_some()
-        }
-        None => false,
-    };
+    let had = ctx.lookup_write(key).is_some_and(|e| e.expire_at.is_some());
     if !had {
         return Ok(Reply::Int(0));
     }
@@ -802,9 +633,20 @@ fn flushdb(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     touch_watched_in_db(ctx.st, db, None);
     let n = ctx.db().len() as u64;
     ctx.db().clear();
-    // Redis forces propagation even of an empty flush; the stream needs dirty > 0 for that.
-    ctx.add_dirty(n.max(1));
+    flushed(ctx, argv, n);
     Ok(Reply::Ok)
+}
+
+/// Counts the keys a flush removed as changes (`server.dirty += emptyData(…)`) and makes
+/// sure the flush is propagated even when it removed nothing (`forceCommandPropagation`):
+/// with no change counted, nothing else would log it.
+fn flushed(ctx: &mut Ctx<'_>, argv: &[Bytes], removed: u64) {
+    if removed > 0 {
+        ctx.add_dirty(removed);
+    } else {
+        let db = ctx.dbi();
+        ctx.st.stream.append(db, argv);
+    }
 }
 
 fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
@@ -815,7 +657,9 @@ fn flushall(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         n += ctx.st.ks.dbs[db].len() as u64;
         ctx.st.ks.dbs[db].clear();
     }
-    ctx.add_dirty(n + 1);
+    // Redis 7.0.15 adds no extra change for FLUSHALL itself (a configured save point would
+    // save here and reset the counter; kura has no RDB saving yet).
+    flushed(ctx, argv, n);
     Ok(Reply::Ok)
 }
 
@@ -858,7 +702,7 @@ fn object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         "encoding" | "freq" | "idletime" | "refcount" => 3,
         _ => {
             return Err(CmdError::UnknownSubcommand {
-                sub: text(&argv[1]).chars().take(128).collect(),
+                sub: argv[1].clone(),
                 cmd: text(&argv[0]).to_uppercase(),
             })
         }
@@ -871,7 +715,7 @@ fn object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     }
     let now = ctx.now;
     let lfu = ctx.srv.with_config(|c| c.maxmemory_policy.contains("lfu"));
-    let Some(e) = ctx.lookup_read(&argv[2]) else {
+    let Some(e) = ctx.lookup_read_notouch(&argv[2]) else {
         return Ok(Reply::Nil);
     };
     match sub.as_str() {
@@ -897,46 +741,6 @@ fn object(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(p: &str, s: &str) -> bool {
-        glob_match(p.as_bytes(), s.as_bytes(), false)
-    }
-
-    #[test]
-    fn glob_basics() {
-        assert!(m("*", "abc"));
-        assert!(!m("*", ""));
-        assert!(m("", ""));
-        assert!(m("a*", "a"));
-        assert!(m("a*", "abc"));
-        assert!(!m("a*b", "a"));
-        assert!(m("*a?", "aab"));
-        assert!(m("h?llo", "hello"));
-        assert!(m("h[ae]llo", "hallo"));
-        assert!(!m("h[^e]llo", "hello"));
-        assert!(m("h[a-b]llo", "hbllo"));
-        assert!(m("h[b-a]llo", "hallo"));
-        assert!(m("h\\*llo", "h*llo"));
-        assert!(!m("h\\*llo", "hello"));
-        assert!(m("[^", "x"));
-        assert!(!m("ab[", "abc"));
-        assert!(!m("[a-", "x"));
-        assert!(m("a\\", "a\\"));
-        assert!(m("[\\]]", "]"));
-        assert!(m("*.*.*", "a.b.c"));
-        assert!(!m("*.*.*", "a.b"));
-        assert!(m("**x**", "aaxbb"));
-        assert!(glob_match(b"HELLO", b"hello", true));
-        assert!(glob_match(b"[A-C]", b"b", true));
-        assert!(!glob_match(b"HELLO", b"hello", false));
-    }
-
-    #[test]
-    fn glob_is_fast_on_pathological_patterns() {
-        let s = "a".repeat(50);
-        let p = format!("{}b", "a*".repeat(30));
-        assert!(!m(&p, &s));
-    }
 
     #[test]
     fn cursor_parsing() {

@@ -183,6 +183,64 @@ pub(crate) fn move_element(
     Some(v)
 }
 
+/// What a pop must restore if it is undone: the source key's expiry and access time, lost
+/// when the pop emptied and deleted the key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyMeta {
+    expire_at: Option<i64>,
+    access: u32,
+}
+
+/// Returns the metadata of `key`, to undo a pop or move from it ([`unpop`], [`unmove`]).
+pub(crate) fn key_meta(db: &Db, key: &[u8]) -> Option<KeyMeta> {
+    db.get(key).map(|e| KeyMeta {
+        expire_at: e.expire_at,
+        access: e.access,
+    })
+}
+
+/// Undoes [`pop_many`]: puts `vals` (in the order they were popped) back at the end they
+/// came from, recreating the key with its old expiry and access time if the pop deleted it.
+pub(crate) fn unpop(db: &mut Db, key: &[u8], left: bool, vals: &[Bytes], meta: KeyMeta) {
+    if db.get(key).is_none() {
+        let mut e = Entry::new(Value::List(Arc::new(List::new())), 0);
+        e.access = meta.access;
+        db.insert(Bytes::copy_from_slice(key), e);
+        db.set_expire(key, meta.expire_at);
+    }
+    if let Some(l) = list_in(db, key) {
+        for v in vals.iter().rev() {
+            if left {
+                l.push_front(v);
+            } else {
+                l.push_back(v);
+            }
+        }
+    }
+}
+
+/// Undoes [`move_element`]: takes the element back from `dst` (deleting `dst` if that empties
+/// it, as it then did not exist before) and returns it to `src` (see [`unpop`]).
+pub(crate) fn unmove(
+    db: &mut Db,
+    src: &[u8],
+    dst: &[u8],
+    from_left: bool,
+    to_left: bool,
+    meta: KeyMeta,
+) {
+    let Some(l) = list_in(db, dst) else {
+        return;
+    };
+    let v = if to_left { l.pop_front() } else { l.pop_back() };
+    if l.is_empty() {
+        db.remove(dst);
+    }
+    if let Some(v) = v {
+        unpop(db, src, from_left, &[v], meta);
+    }
+}
+
 /// Returns Redis's name for a list end, as LMOVE is propagated.
 pub(crate) fn side_name(left: bool) -> Bytes {
     Bytes::from_static(if left { b"LEFT" } else { b"RIGHT" })
@@ -693,7 +751,10 @@ fn block(
 ) -> CmdResult {
     let db = ctx.dbi();
     let keys = keys.iter().map(own).collect();
-    let (waiter, rx) = ctx.st.blocked.block(ctx.sess.id, db, keys, op);
+    let (waiter, rx) = ctx
+        .st
+        .blocked
+        .block(ctx.sess.id, db, keys, op, timeout.is_some());
     ctx.block = Some(BlockRequest {
         rx,
         waiter,

@@ -7,6 +7,7 @@ pub mod blocking;
 pub mod conn;
 pub mod dump;
 pub mod exec;
+pub mod glob;
 pub mod hash;
 pub mod keys;
 pub mod ldouble;

@@ -26,7 +26,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::args::{own, text};
 use super::exec::Ctx;
-use super::reply::{CmdError, CmdResult, Reply};
+use super::glob::glob_match;
+use super::reply::{c_str, CmdError, CmdResult, Reply};
 use super::session::{ReplyMode, Session};
 use super::table::flags::*;
 use super::table::CommandSpec;
@@ -246,7 +247,7 @@ impl Registry {
             return receivers;
         }
         for (pattern, subs) in &self.patterns {
-            if !glob_match(pattern, channel) {
+            if !glob_match(pattern, channel, false) {
                 continue;
             }
             for sub in subs {
@@ -492,11 +493,6 @@ const HELP: &[&str] = &[
     "    Prints this help.",
 ];
 
-/// Truncates like C's `%.128s`, for names echoed in errors.
-fn clip(arg: &[u8]) -> String {
-    text(&arg[..arg.len().min(128)])
-}
-
 /// Returns the arity of a PUBSUB subcommand (lowercase), `None` when there is no such one.
 fn subcommand_arity(sub: &[u8]) -> Option<i32> {
     match sub {
@@ -526,19 +522,20 @@ fn pubsub(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     // `pubsub|x` name).
     if subcommand_arity(&sub).is_none() {
         return Err(CmdError::UnknownSubcommand {
-            sub: clip(&argv[1]),
+            sub: argv[1].clone(),
             cmd: text(&argv[0]).to_ascii_uppercase(),
         });
     }
     if refused_before_running(argv) {
         return Err(CmdError::Arity(format!("pubsub|{}", text(&sub))));
     }
+    // `addReplySubcommandSyntaxError`: the subcommand echoed raw, as `%.128s`.
     let syntax = || {
-        CmdError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-            clip(&argv[1]),
-            text(&argv[0]).to_ascii_uppercase()
-        ))
+        CmdError::echo(
+            "ERR unknown subcommand or wrong number of arguments for '",
+            c_str(&argv[1], 128),
+            &format!("'. Try {} HELP.", text(&argv[0]).to_ascii_uppercase()),
+        )
     };
     let reg = registry(ctx.srv);
     match sub.as_slice() {
@@ -557,7 +554,7 @@ fn pubsub(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let pattern = argv.get(2);
             Ok(Reply::Array(
                 map.keys()
-                    .filter(|c| pattern.is_none_or(|p| glob_match(p, c)))
+                    .filter(|c| pattern.is_none_or(|p| glob_match(p, c, false)))
                     .map(|c| Reply::Bulk(c.clone()))
                     .collect(),
             ))
@@ -634,166 +631,9 @@ impl OutputLimitState {
     }
 }
 
-// ---- GLOB ----
-
-/// Redis's `stringmatchlen` (case-sensitive): `*`, `?`, `[...]` with `^` and ranges, `\`
-/// escapes, with the same treatment of unterminated brackets and signed-char ranges.
-// TODO(merge): the keys module has its own `glob_match` (KEYS/SCAN); keep one.
-fn glob_match(pattern: &[u8], string: &[u8]) -> bool {
-    let mut skip_longer = false;
-    glob_impl(pattern, string, &mut skip_longer, 0)
-}
-
-fn glob_impl(pat: &[u8], s: &[u8], skip_longer: &mut bool, nesting: u32) -> bool {
-    // Protection against abusive patterns.
-    if nesting > 1000 {
-        return false;
-    }
-    // C reads the NUL terminator one past the end; so do we.
-    let at = |i: usize| pat.get(i).copied().unwrap_or(0);
-    let (mut p, mut i) = (0usize, 0usize);
-    while p < pat.len() && i < s.len() {
-        match pat[p] {
-            b'*' => {
-                while at(p + 1) == b'*' {
-                    p += 1;
-                }
-                if pat.len() - p == 1 {
-                    return true;
-                }
-                while i < s.len() {
-                    if glob_impl(&pat[p + 1..], &s[i..], skip_longer, nesting + 1) {
-                        return true;
-                    }
-                    if *skip_longer {
-                        return false;
-                    }
-                    i += 1;
-                }
-                // No match for the rest anywhere in the string: a longer match for an
-                // earlier `*` cannot help either.
-                *skip_longer = true;
-                return false;
-            }
-            b'?' => i += 1,
-            b'[' => {
-                p += 1;
-                let not = at(p) == b'^';
-                if not {
-                    p += 1;
-                }
-                let mut matched = false;
-                loop {
-                    let left = pat.len() - p;
-                    if at(p) == b'\\' && left >= 2 {
-                        p += 1;
-                        if pat[p] == s[i] {
-                            matched = true;
-                        }
-                    } else if at(p) == b']' {
-                        break;
-                    } else if left == 0 {
-                        p -= 1;
-                        break;
-                    } else if left >= 3 && pat[p + 1] == b'-' {
-                        // `char` is signed in Redis's build: bytes >= 0x80 sort below ASCII.
-                        let mut start = pat[p] as i8;
-                        let mut end = pat[p + 2] as i8;
-                        if start > end {
-                            std::mem::swap(&mut start, &mut end);
-                        }
-                        let c = s[i] as i8;
-                        p += 2;
-                        if c >= start && c <= end {
-                            matched = true;
-                        }
-                    } else if pat[p] == s[i] {
-                        matched = true;
-                    }
-                    p += 1;
-                }
-                if not {
-                    matched = !matched;
-                }
-                if !matched {
-                    return false;
-                }
-                i += 1;
-            }
-            c => {
-                let c = if c == b'\\' && pat.len() - p >= 2 {
-                    p += 1;
-                    pat[p]
-                } else {
-                    c
-                };
-                if c != s[i] {
-                    return false;
-                }
-                i += 1;
-            }
-        }
-        p += 1;
-        if i == s.len() {
-            while at(p) == b'*' {
-                p += 1;
-            }
-            break;
-        }
-    }
-    p >= pat.len() && i == s.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(p: &str, s: &str) -> bool {
-        glob_match(p.as_bytes(), s.as_bytes())
-    }
-
-    #[test]
-    fn glob_basics() {
-        assert!(m("*", "abc"));
-        assert!(!m("*", ""));
-        assert!(m("", ""));
-        assert!(m("a*", "a"));
-        assert!(m("a*c", "abbbc"));
-        assert!(!m("a*c", "abbb"));
-        assert!(m("a?c", "abc"));
-        assert!(!m("a?c", "ac"));
-        assert!(m("h[ae]llo", "hello"));
-        assert!(!m("h[^e]llo", "hello"));
-        assert!(m("h[a-b]llo", "hbllo"));
-        assert!(m("h[b-a]llo", "hallo"));
-        assert!(m("a\\*b", "a*b"));
-        assert!(!m("a\\*b", "axb"));
-        assert!(m("**a**", "xa"));
-        assert!(m("a[\\]]b", "a]b"));
-    }
-
-    #[test]
-    fn glob_unterminated_bracket_matches_like_redis() {
-        // `[abc` is a set running to the end of the pattern.
-        assert!(m("x[ab", "xa"));
-        assert!(!m("x[ab", "xc"));
-        assert!(!m("[", "["));
-        assert!(!m("[", "a"));
-        assert!(m("[^]", "a"));
-        assert!(m("[a-", "a"));
-        assert!(!m("[]]", "]"));
-        assert!(m("[^", "a"));
-    }
-
-    #[test]
-    fn glob_nesting_limit() {
-        let pat = "a*".repeat(1100);
-        let s = "a".repeat(1100);
-        assert!(!m(&pat, &s));
-        let pat = "a*".repeat(900);
-        let s = "a".repeat(900);
-        assert!(m(&pat, &s));
-    }
 
     #[test]
     fn soft_limit_needs_time() {

@@ -10,8 +10,9 @@ pub enum Reply {
     Ok,
     /// A simple string (`+<text>`).
     Simple(String),
-    /// An error line; the text includes the code (`ERR …`, `WRONGTYPE …`).
-    Error(String),
+    /// An error line; the text includes the code (`ERR …`, `WRONGTYPE …`). Bytes, not text:
+    /// Redis echoes client arguments into some errors verbatim (`unknown command '\xff'`).
+    Error(Bytes),
     /// An integer.
     Int(i64),
     /// A bulk string.
@@ -60,7 +61,7 @@ impl Reply {
 
     /// Returns an error reply with the given full text (`ERR …`).
     pub fn err(text: impl Into<String>) -> Reply {
-        Reply::Error(text.into())
+        Reply::Error(Bytes::from(text.into()))
     }
 
     /// Reports whether this is an error reply.
@@ -106,10 +107,13 @@ pub enum CmdError {
     #[error("ERR wrong number of arguments for '{0}' command")]
     Arity(String),
     /// A subcommand the command does not have.
-    #[error("ERR unknown subcommand '{sub}'. Try {cmd} HELP.")]
+    #[error(
+        "ERR unknown subcommand '{}'. Try {cmd} HELP.",
+        String::from_utf8_lossy(c_str(sub, 128))
+    )]
     UnknownSubcommand {
-        /// The subcommand as sent.
-        sub: String,
+        /// The subcommand as sent (echoed raw, as `%.128s`).
+        sub: Bytes,
         /// The command, uppercase.
         cmd: String,
     },
@@ -131,6 +135,10 @@ pub enum CmdError {
     /// Any other error, full text with its code.
     #[error("{0}")]
     Other(String),
+    /// An error line that echoes client bytes verbatim, as Redis's `%s` prints them; they
+    /// need not be UTF-8 (`Display` shows them lossily, the reply carries them as sent).
+    #[error("{}", String::from_utf8_lossy(.0))]
+    Raw(Bytes),
 }
 
 impl CmdError {
@@ -139,18 +147,74 @@ impl CmdError {
         CmdError::Other(format!("ERR {}", text.as_ref()))
     }
 
+    /// Returns `<prefix><arg><suffix>` with `arg` as C's `%s` prints it (up to its first
+    /// NUL), for the errors where Redis echoes an argument (`Unsupported option \xff`).
+    pub fn echo(prefix: &str, arg: &[u8], suffix: &str) -> Self {
+        let arg = c_str(arg, usize::MAX);
+        let mut out = Vec::with_capacity(prefix.len() + arg.len() + suffix.len());
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(suffix.as_bytes());
+        CmdError::Raw(Bytes::from(out))
+    }
+
     /// Returns the error code (first word), the `INFO errorstats` key.
     pub fn code(&self) -> String {
         let s = self.to_string();
         s.split(' ').next().unwrap_or("ERR").to_string()
     }
+
+    /// Returns the exact error line (without the leading `-`), echoed bytes included.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            CmdError::Raw(b) => b,
+            CmdError::UnknownSubcommand { sub, cmd } => {
+                let mut out = b"ERR unknown subcommand '".to_vec();
+                out.extend_from_slice(c_str(&sub, 128));
+                out.extend_from_slice(format!("'. Try {cmd} HELP.").as_bytes());
+                Bytes::from(out)
+            }
+            other => Bytes::from(other.to_string()),
+        }
+    }
+}
+
+/// Returns `arg` as C's `%.<max>s` prints it: up to its first NUL byte, at most `max` bytes.
+pub fn c_str(arg: &[u8], max: usize) -> &[u8] {
+    let end = arg.iter().position(|&b| b == 0).unwrap_or(arg.len());
+    &arg[..end.min(max)]
 }
 
 impl From<CmdError> for Reply {
     fn from(e: CmdError) -> Self {
-        Reply::Error(e.to_string())
+        Reply::Error(e.into_bytes())
     }
 }
 
 /// The result type of every command handler.
 pub type CmdResult = Result<Reply, CmdError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_bytes_stay_raw_and_stop_at_nul() {
+        assert_eq!(c_str(b"ab\0cd", 10), b"ab");
+        assert_eq!(c_str(b"abcdef", 3), b"abc");
+        let e = CmdError::echo("ERR Unsupported option ", b"\xff\x00x", "");
+        assert_eq!(e.into_bytes(), &b"ERR Unsupported option \xff"[..]);
+        let sub = CmdError::UnknownSubcommand {
+            sub: Bytes::from(vec![0xffu8; 200]),
+            cmd: "OBJECT".into(),
+        };
+        let line = sub.into_bytes();
+        assert_eq!(
+            line.len(),
+            "ERR unknown subcommand ''. Try OBJECT HELP.".len() + 128
+        );
+        assert!(
+            matches!(Reply::from(CmdError::Syntax), Reply::Error(b) if b == "ERR syntax error")
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! FUNCTION, MEMORY, LOLWUT.
 //!
 //! Each large command has its own module below; this one holds the table, the small
-//! commands, and what the containers share (subcommand dispatch, HELP replies, globs).
+//! commands, and what the containers share (subcommand dispatch, HELP replies).
 
 pub mod client;
 pub mod command;
@@ -14,7 +14,7 @@ pub mod slowlog;
 
 use bytes::Bytes;
 
-use super::args::{int, is, text};
+use super::args::{int, is};
 use super::exec::Ctx;
 use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
@@ -158,7 +158,7 @@ pub fn subcommand(name: &str, argv: &[Bytes], subs: &[&str]) -> Result<String, C
     let full = format!("{name}|{sub}");
     if !subs.contains(&full.as_str()) {
         return Err(CmdError::UnknownSubcommand {
-            sub: text(&argv[1]).chars().take(128).collect(),
+            sub: argv[1].clone(),
             cmd: name.to_ascii_uppercase(),
         });
     }
@@ -204,97 +204,6 @@ pub fn full_name(spec: &'static CommandSpec, argv: &[Bytes]) -> &'static str {
         }
     }
     spec.name
-}
-
-/// Matches `s` against a Redis glob pattern (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as
-/// Redis's `stringmatchlen`.
-pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    let eq = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    let (mut p, mut i) = (0, 0);
-    // Where to resume after the last `*`: (pattern position after it, string position).
-    let mut star: Option<(usize, usize)> = None;
-    loop {
-        if p < pattern.len() {
-            let mut matched = None;
-            match pattern[p] {
-                b'*' => {
-                    while p + 1 < pattern.len() && pattern[p + 1] == b'*' {
-                        p += 1;
-                    }
-                    star = Some((p + 1, i));
-                    p += 1;
-                    continue;
-                }
-                b'?' if i < s.len() => matched = Some(p + 1),
-                b'[' if i < s.len() => {
-                    let mut q = p + 1;
-                    let not = q < pattern.len() && pattern[q] == b'^';
-                    if not {
-                        q += 1;
-                    }
-                    let mut hit = false;
-                    loop {
-                        if q >= pattern.len() {
-                            q -= 1;
-                            break;
-                        }
-                        if pattern[q] == b']' {
-                            break;
-                        }
-                        if pattern[q] == b'\\' && q + 2 < pattern.len() {
-                            q += 1;
-                            hit |= eq(pattern[q], s[i]);
-                        } else if q + 2 < pattern.len() && pattern[q + 1] == b'-' {
-                            let (mut lo, mut hi) = (pattern[q], pattern[q + 2]);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            let c = s[i];
-                            hit |= (lo..=hi).contains(&c)
-                                || (nocase
-                                    && ((lo..=hi).contains(&c.to_ascii_lowercase())
-                                        || (lo..=hi).contains(&c.to_ascii_uppercase())));
-                            q += 2;
-                        } else {
-                            hit |= eq(pattern[q], s[i]);
-                        }
-                        q += 1;
-                    }
-                    if hit != not {
-                        matched = Some(q + 1);
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() && i < s.len() && eq(pattern[p + 1], s[i]) => {
-                    matched = Some(p + 2);
-                }
-                b'\\' if p + 1 < pattern.len() => {}
-                c if i < s.len() && eq(c, s[i]) => matched = Some(p + 1),
-                _ => {}
-            }
-            if let Some(np) = matched {
-                p = np;
-                i += 1;
-                continue;
-            }
-        } else if i == s.len() {
-            return true;
-        }
-        // Mismatch: let the last `*` swallow one more byte.
-        match star {
-            Some((sp, si)) if si < s.len() => {
-                star = Some((sp, si + 1));
-                p = sp;
-                i = si + 1;
-            }
-            _ => return false,
-        }
-    }
 }
 
 // ---- SMALL COMMANDS ----
@@ -450,10 +359,7 @@ fn function(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     }
                     i += 2;
                 } else {
-                    return Err(CmdError::err(format!(
-                        "Unknown argument {}",
-                        text(&argv[i])
-                    )));
+                    return Err(CmdError::echo("ERR Unknown argument ", &argv[i], ""));
                 }
             }
             Ok(Reply::Array(vec![]))
@@ -502,7 +408,8 @@ fn memory(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
     }
     let key = &argv[2];
-    let Some(e) = ctx.lookup_read(key) else {
+    // `dictFind` on the keyspace, as Redis does: no expiry check, no hit counting, no touch.
+    let Some(e) = ctx.db().get(key) else {
         return Ok(Reply::Nil);
     };
     // Key and entry headers, plus the value's own estimate.
@@ -520,28 +427,4 @@ fn lolwut(_ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         "Redis ver. {}\n",
         crate::REDIS_VERSION
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_like_stringmatchlen() {
-        let m = |p: &str, s: &str| glob_match(p.as_bytes(), s.as_bytes(), false);
-        assert!(m("*", ""));
-        assert!(m("maxmem*", "maxmemory"));
-        assert!(m("*memory*", "maxmemory-policy"));
-        assert!(!m("maxmem?", "maxmemory"));
-        assert!(m("h?llo", "hello"));
-        assert!(m("h[ae]llo", "hallo"));
-        assert!(!m("h[^e]llo", "hello"));
-        assert!(m("h[a-b]llo", "hbllo"));
-        assert!(m("a\\*b", "a*b"));
-        assert!(!m("a\\*b", "axb"));
-        assert!(m("*a*b*c", "xxaxxbxxc"));
-        assert!(!m("*a*b*c", "xxaxxbxx"));
-        assert!(glob_match(b"MAX*", b"maxmemory", true));
-        assert!(!glob_match(b"MAX*", b"maxmemory", false));
-    }
 }

@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::args::{int, is, own};
 use super::exec::Ctx;
-use super::keys::{already_expired, invalid_expire, note_access};
+use super::keys::{already_expired, invalid_expire};
 use super::ldouble::Ld;
 use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
@@ -97,18 +97,13 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Looks a string up for reading (`lookupKeyRead` + `checkType`): `None` when missing.
 fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
-    let now_s = (ctx.now / 1000) as u32;
-    let (v, stale) = match ctx.lookup_read(key) {
-        None => return Ok(None),
+    match ctx.lookup_read(key) {
+        None => Ok(None),
         Some(e) => match &e.value {
-            Value::Str(s) => (s.clone(), e.access != now_s),
-            _ => return Err(CmdError::WrongType),
+            Value::Str(s) => Ok(Some(s.clone())),
+            _ => Err(CmdError::WrongType),
         },
-    };
-    if stale {
-        note_access(ctx, key);
     }
-    Ok(Some(v))
 }
 
 /// Applies expiry to `key` before a write that replaces it (the part of `lookupKeyWrite` a

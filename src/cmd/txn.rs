@@ -131,7 +131,7 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             && ctx.srv.is_read_only_replica()
             && ctx.sess.origin == super::Origin::Client
         {
-            replies.push(Reply::Error(CmdError::ReadOnly.to_string()));
+            replies.push(CmdError::ReadOnly.into());
             continue;
         }
         let out = run_locked(ctx.srv, ctx.st, ctx.sess, spec, argv, false);

@@ -134,8 +134,8 @@ pub fn encode(out: &mut BytesMut, reply: &Reply, proto: Protocol) {
             out.put_u8(b'-');
             // Errors never carry CR/LF on the wire.
             out.extend(
-                e.bytes()
-                    .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+                e.iter()
+                    .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
             );
             out.extend_from_slice(b"\r\n");
         }

@@ -108,6 +108,20 @@ impl Db {
             .map(|(_, e)| e)
     }
 
+    /// Returns the entry at a slot from [`Db::locate`] after recording a read access at
+    /// `access` (unix seconds), the LRU clock `OBJECT IDLETIME` reads. Like Redis, which skips
+    /// the update while a fork shares its pages, the access is not recorded when the shard is
+    /// shared with a snapshot: a read never copies a shard.
+    pub fn at_touched(&mut self, slot: Slot, access: u32) -> Option<&Entry> {
+        let shard = &mut self.shards[slot.shard];
+        if Arc::get_mut(shard).is_none() {
+            return shard.get_index(slot.index).map(|(_, e)| e);
+        }
+        let (_, e) = Arc::make_mut(shard).get_index_mut(slot.index)?;
+        e.access = access;
+        Some(e)
+    }
+
     /// Returns the entry at a slot for changing its value (same rules as [`Db::get_mut`]).
     pub fn at_mut(&mut self, slot: Slot) -> Option<&mut Entry> {
         // A copied shard keeps its order, so the index stays valid.
@@ -306,6 +320,19 @@ mod tests {
             Bytes::from(k.to_string()),
             Entry::new(Value::Str(Bytes::from("v")), 0),
         );
+    }
+
+    #[test]
+    fn reads_record_access_unless_a_snapshot_shares_the_shard() {
+        let mut ks = Keyspace::new(1);
+        put(&mut ks.dbs[0], "k");
+        let slot = ks.dbs[0].locate(b"k").expect("slot");
+        assert_eq!(ks.dbs[0].at_touched(slot, 7).map(|e| e.access), Some(7));
+        let snap = ks.snapshot();
+        // Shared with the snapshot: answered, not recorded, not copied.
+        assert_eq!(ks.dbs[0].at_touched(slot, 9).map(|e| e.access), Some(7));
+        drop(snap);
+        assert_eq!(ks.dbs[0].at_touched(slot, 9).map(|e| e.access), Some(9));
     }
 
     #[test]

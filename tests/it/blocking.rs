@@ -335,3 +335,143 @@ fn waiters_in_another_database_are_not_served() {
     p.cmd(&["RPUSH", "q", "db1"]);
     assert_eq!(reply(&mut w), pair("q", "db1"));
 }
+
+/// Waits until `INFO clients` of the server at `addr` reports `n` blocked clients (works for
+/// redis-server and kura alike).
+fn wait_blocked_at(addr: std::net::SocketAddr, n: usize) {
+    let mut c = Raw::connect(addr);
+    let want = format!("blocked_clients:{n}\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.cmd(&["INFO", "clients"]).contains(&want) {
+        assert!(Instant::now() < deadline, "{addr}: never {want:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A command that can create a list under `q` while a client blocks on it.
+struct Door {
+    name: &'static str,
+    /// Run first, in database 0.
+    setup: Vec<Vec<Vec<u8>>>,
+    /// The database the waiter selects before `BLPOP q 0`.
+    waiter_db: &'static str,
+    /// The door itself, in database 0.
+    cmd: Vec<Vec<u8>>,
+}
+
+fn argv(args: &[&str]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.as_bytes().to_vec()).collect()
+}
+
+/// Every command that can create a list under a key wakes the clients blocked on that key,
+/// as Redis's `signalKeyAsReady` calls in RENAME, MOVE, COPY, RESTORE and SWAPDB do.
+#[test]
+fn blocked_clients_are_woken_by_every_door_that_creates_a_list() {
+    let kura = Kura::start();
+    let redis = RedisServer::start(&[]);
+    let servers =
+        std::iter::once(("kura", kura.addr)).chain(redis.as_ref().map(|r| ("redis", r.addr)));
+    for (name, addr) in servers {
+        let mut p = Raw::connect(addr);
+        // RESTORE needs a payload: DUMP of a one-element list.
+        p.cmd(&["RPUSH", "tmp", "a"]);
+        p.send(&[b"DUMP", b"tmp"]);
+        let dump = p.read_reply();
+        let start = dump.iter().position(|&b| b == b'\n').expect("bulk") + 1;
+        let payload = dump[start..dump.len() - 2].to_vec();
+        let src = || vec![argv(&["RPUSH", "src", "a"])];
+        let doors = [
+            Door {
+                name: "RENAME",
+                setup: src(),
+                waiter_db: "0",
+                cmd: argv(&["RENAME", "src", "q"]),
+            },
+            Door {
+                name: "RENAMENX",
+                setup: src(),
+                waiter_db: "0",
+                cmd: argv(&["RENAMENX", "src", "q"]),
+            },
+            Door {
+                name: "MOVE",
+                setup: vec![argv(&["RPUSH", "q", "a"])],
+                waiter_db: "1",
+                cmd: argv(&["MOVE", "q", "1"]),
+            },
+            Door {
+                name: "COPY",
+                setup: src(),
+                waiter_db: "0",
+                cmd: argv(&["COPY", "src", "q"]),
+            },
+            Door {
+                name: "COPY DB",
+                setup: src(),
+                waiter_db: "2",
+                cmd: argv(&["COPY", "src", "q", "DB", "2"]),
+            },
+            Door {
+                name: "RESTORE",
+                setup: vec![],
+                waiter_db: "0",
+                cmd: vec![b"RESTORE".to_vec(), b"q".to_vec(), b"0".to_vec(), payload],
+            },
+            Door {
+                name: "SWAPDB",
+                setup: vec![
+                    argv(&["SELECT", "3"]),
+                    argv(&["RPUSH", "q", "a"]),
+                    argv(&["SELECT", "0"]),
+                ],
+                waiter_db: "0",
+                cmd: argv(&["SWAPDB", "0", "3"]),
+            },
+        ];
+        let run = |p: &mut Raw, c: &[Vec<u8>]| {
+            let args: Vec<&[u8]> = c.iter().map(|a| a.as_slice()).collect();
+            p.send(&args);
+            p.read_reply()
+        };
+        for door in doors {
+            p.cmd(&["FLUSHALL"]);
+            for c in &door.setup {
+                run(&mut p, c);
+            }
+            let mut w = Raw::connect(addr);
+            w.cmd(&["SELECT", door.waiter_db]);
+            send(&mut w, &["BLPOP", "q", "0"]);
+            wait_blocked_at(addr, 1);
+            let r = run(&mut p, &door.cmd);
+            assert!(!r.starts_with(b"-"), "{name} {}: {r:?}", door.name);
+            assert_eq!(
+                reply(&mut w),
+                pair("q", "a"),
+                "{name}: woken by {}",
+                door.name
+            );
+            wait_blocked_at(addr, 0);
+        }
+    }
+}
+
+/// `clients_in_timeout_table` counts only the blocked clients that have a timeout.
+#[test]
+fn only_timed_waiters_are_in_the_timeout_table() {
+    let kura = Kura::start();
+    let redis = RedisServer::start(&[]);
+    let servers =
+        std::iter::once(("kura", kura.addr)).chain(redis.as_ref().map(|r| ("redis", r.addr)));
+    for (name, addr) in servers {
+        let mut forever = Raw::connect(addr);
+        let mut timed = Raw::connect(addr);
+        send(&mut forever, &["BLPOP", "q", "0"]);
+        send(&mut timed, &["BRPOP", "q", "100"]);
+        wait_blocked_at(addr, 2);
+        let info = Raw::connect(addr).cmd(&["INFO", "clients"]);
+        assert!(
+            info.contains("\r\nclients_in_timeout_table:1\r\n"),
+            "{name}: {info}"
+        );
+    }
+}

@@ -434,3 +434,133 @@ fn scan_returns_every_key_present_for_the_whole_scan() {
         assert!(seen.contains(&format!("stable:{i}")), "stable:{i} missed");
     }
 }
+
+/// Which lookups refresh a key's access time (`OBJECT IDLETIME`), as observed on
+/// redis-server 7.0.15: every read and write lookup does, except the `LOOKUP_NOTOUCH` ones
+/// (EXISTS, TYPE, the TTL family, OBJECT, SCAN's TYPE filter) and KEYS, which looks nothing
+/// up. Each case runs on its own key after the clock moved 5 s.
+#[test]
+fn reads_and_writes_refresh_the_access_time_like_redis() {
+    let kura = Kura::start();
+    let mut c = kura.client();
+    // (key, command with `K` standing for the key, whether it touches)
+    let cases: &[(&str, &[&str], bool)] = &[
+        ("l", &["LRANGE", "K", "0", "-1"], true),
+        ("l", &["LLEN", "K"], true),
+        ("l", &["LINDEX", "K", "0"], true),
+        ("l", &["LPOS", "K", "a"], true),
+        ("l", &["LPUSH", "K", "z"], true),
+        ("l", &["LINSERT", "K", "BEFORE", "nope", "x"], true),
+        ("l", &["LREM", "K", "0", "nope"], true),
+        ("h", &["HGET", "K", "f"], true),
+        ("h", &["HGETALL", "K"], true),
+        ("h", &["HLEN", "K"], true),
+        ("h", &["HEXISTS", "K", "f"], true),
+        ("h", &["HSCAN", "K", "0"], true),
+        ("h", &["HRANDFIELD", "K"], true),
+        ("h", &["HSET", "K", "f", "2"], true),
+        ("h", &["HDEL", "K", "nope"], true),
+        ("s", &["GET", "K"], true),
+        ("s", &["STRLEN", "K"], true),
+        ("s", &["MGET", "K"], true),
+        // Fails (not an integer) after its write lookup.
+        ("s", &["INCR", "K"], true),
+        ("s", &["DUMP", "K"], true),
+        ("s", &["TOUCH", "K"], true),
+        ("s", &["COPY", "K", "copy"], true),
+        ("s", &["EXPIRE", "K", "1000"], true),
+        ("s", &["PERSIST", "K"], true),
+        ("s", &["EXISTS", "K"], false),
+        ("s", &["TYPE", "K"], false),
+        ("s", &["TTL", "K"], false),
+        ("s", &["PEXPIRETIME", "K"], false),
+        ("s", &["OBJECT", "ENCODING", "K"], false),
+        ("s", &["MEMORY", "USAGE", "K"], false),
+        ("s", &["SCAN", "0", "MATCH", "K", "TYPE", "string"], false),
+        ("s", &["KEYS", "K"], false),
+    ];
+    for (i, (kind, _, _)) in cases.iter().enumerate() {
+        let key = format!("{kind}{i}");
+        match *kind {
+            "l" => c.cmd(&["RPUSH", &key, "a", "b"]),
+            "h" => c.cmd(&["HSET", &key, "f", "1"]),
+            _ => c.cmd(&["SET", &key, "value"]),
+        };
+    }
+    kura.state.clock.advance(5_000);
+    let mut wrong = Vec::new();
+    for (i, (kind, cmd, touches)) in cases.iter().enumerate() {
+        let key = format!("{kind}{i}");
+        let args: Vec<&str> = cmd
+            .iter()
+            .map(|a| if *a == "K" { key.as_str() } else { *a })
+            .collect();
+        let r = c.cmd(&args);
+        assert!(!r.starts_with('-') || args[0] == "INCR", "{args:?}: {r}");
+        let idle = c.cmd(&["OBJECT", "IDLETIME", &key]);
+        let want = if *touches { ":0\r\n" } else { ":5\r\n" };
+        if idle != want {
+            wrong.push(format!("{args:?}: idle {idle:?}, want {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// FLUSHDB and FLUSHALL count one change per key removed and nothing more
+/// (`rdb_changes_since_last_save` as redis-server 7.0.15 reports it), yet are propagated
+/// even when there was nothing to remove (`forceCommandPropagation`).
+#[test]
+fn flushes_count_removed_keys_and_always_propagate() {
+    let steps: &[&[&str]] = &[
+        &["FLUSHDB"],
+        &["FLUSHALL"],
+        &["SET", "a", "1"],
+        &["SET", "b", "1"],
+        &["FLUSHDB"],
+        &["FLUSHDB", "ASYNC"],
+        &["SET", "a", "1"],
+        &["SELECT", "1"],
+        &["RPUSH", "l", "x", "y"],
+        &["FLUSHALL"],
+        &["FLUSHALL", "SYNC"],
+    ];
+    let changes = |c: &mut crate::support::Raw| -> String {
+        let info = c.cmd(&["INFO", "persistence"]);
+        info.lines()
+            .find(|l| l.starts_with("rdb_changes_since_last_save:"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let kura = Kura::start();
+    let redis = RedisServer::start(&[]);
+    let mut seen = Vec::new();
+    for addr in std::iter::once(kura.addr).chain(redis.as_ref().map(|r| r.addr)) {
+        let mut c = crate::support::Raw::connect(addr);
+        let mut counts = vec![changes(&mut c)];
+        for s in steps {
+            c.cmd(s);
+            counts.push(changes(&mut c));
+        }
+        seen.push(counts);
+    }
+    assert_eq!(seen[0][seen[0].len() - 1], "rdb_changes_since_last_save:9");
+    if let [k, r] = &seen[..] {
+        assert_eq!(k, r, "kura, then redis-server");
+    }
+    let flushes: Vec<String> = kura_stream(&kura)
+        .into_iter()
+        .filter(|c| c[0].to_ascii_lowercase().starts_with("flush"))
+        .map(|c| c.join(" "))
+        .collect();
+    assert_eq!(
+        flushes,
+        [
+            "FLUSHDB",
+            "FLUSHALL",
+            "FLUSHDB",
+            "FLUSHDB ASYNC",
+            "FLUSHALL",
+            "FLUSHALL SYNC"
+        ]
+    );
+}

@@ -466,11 +466,21 @@ fn reply_off(addr: SocketAddr) -> String {
     c.send(&[b"CLIENT", b"REPLY", b"ON"]);
     t += &frames(&mut c, 2);
     // A monitor with replies off gets no lines.
+    let mid = m.cmd(&["CLIENT", "ID"]);
+    let mid = format!("id={} ", mid.trim_start_matches(':').trim_end());
     t += &m.cmd(&["MONITOR"]);
     m.send(&[b"CLIENT", b"REPLY", b"OFF"]);
-    // Nothing confirms REPLY OFF: give the server time to run it before the other client's
-    // command, or that command races it.
-    std::thread::sleep(std::time::Duration::from_millis(100));
+    // The two connections are not ordered: wait until the monitor's CLIENT REPLY OFF ran
+    // (its CLIENT LIST entry names it as the last command) before the command it must hide.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p
+        .cmd(&["CLIENT", "LIST"])
+        .lines()
+        .any(|l| l.contains(&mid) && l.contains(" cmd=client|reply "))
+    {
+        assert!(Instant::now() < deadline, "CLIENT REPLY OFF never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     t += &p.cmd(&["ECHO", "hidden"]);
     m.send(&[b"CLIENT", b"REPLY", b"ON"]);
     t += &String::from_utf8_lossy(&m.read_reply());

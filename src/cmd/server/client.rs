@@ -10,7 +10,7 @@ use super::{help, subcommand};
 use crate::cmd::args::{int, is, text};
 use crate::cmd::conn::valid_client_name;
 use crate::cmd::exec::Ctx;
-use crate::cmd::reply::{CmdError, CmdResult, Reply};
+use crate::cmd::reply::{c_str, CmdError, CmdResult, Reply};
 use crate::cmd::session::ReplyMode;
 use crate::state::ClientInfo;
 
@@ -101,12 +101,7 @@ fn type_by_name(name: &[u8]) -> Result<Type, CmdError> {
         "slave" | "replica" => Type::Replica,
         "pubsub" => Type::PubSub,
         "master" => Type::Master,
-        _ => {
-            return Err(CmdError::err(format!(
-                "Unknown client type '{}'",
-                text(name)
-            )))
-        }
+        _ => return Err(CmdError::echo("ERR Unknown client type '", name, "'")),
     })
 }
 
@@ -267,15 +262,17 @@ pub fn client_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             }
             Ok(Reply::Ok)
         }
-        // Redis 7.2's CLIENT NO-TOUCH: kura keeps no access times that reads would update.
+        // Redis 7.2's CLIENT NO-TOUCH (7.0 has none): accepted, not honoured — this client's
+        // reads still refresh access times.
         "no-touch" => on_off(&argv[2]).map(|_| Reply::Ok),
         "getredir" => Ok(Reply::Int(-1)),
         "unblock" => {
             if argv.len() > 4 {
-                return Err(CmdError::err(format!(
-                    "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                    text(&argv[1])
-                )));
+                return Err(CmdError::echo(
+                    "ERR unknown subcommand or wrong number of arguments for '",
+                    c_str(&argv[1], 128),
+                    "'. Try CLIENT HELP.",
+                ));
             }
             let error = match argv.get(3) {
                 None => false,
@@ -397,7 +394,7 @@ fn kill(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             } else if is(opt, "user") {
                 // kura has only the default user.
                 if val.as_ref() != b"default" {
-                    return Err(CmdError::err(format!("No such user '{}'", text(val))));
+                    return Err(CmdError::echo("ERR No such user '", val, "'"));
                 }
             } else if is(opt, "skipme") {
                 skipme = if is(val, "yes") {

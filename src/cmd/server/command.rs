@@ -8,9 +8,10 @@
 use bytes::Bytes;
 
 use super::meta::{self, key_is, Meta};
-use super::{glob_match, subcommand};
+use super::subcommand;
 use crate::cmd::args::{is, text};
 use crate::cmd::exec::Ctx;
+use crate::cmd::glob::glob_match;
 use crate::cmd::reply::{CmdError, CmdResult, Reply};
 use crate::cmd::table::{self, flags, CommandSpec};
 

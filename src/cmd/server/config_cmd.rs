@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{glob_match, help, subcommand};
+use super::{help, subcommand};
 use crate::cmd::args::text;
 use crate::cmd::exec::{Ctx, EngineStats};
+use crate::cmd::glob::glob_match;
 use crate::cmd::reply::{CmdError, CmdResult, Reply};
 use crate::config::{find_param, Config, Mode, ALIASES, PARAMS};
 
@@ -108,9 +109,11 @@ fn set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CmdResult {
     for pair in pairs.chunks(2) {
         let name = text(&pair[0]);
         let Some(p) = find_param(&name) else {
-            return Err(CmdError::err(format!(
-                "Unknown option or number of arguments for CONFIG SET - '{name}'"
-            )));
+            return Err(CmdError::echo(
+                "ERR Unknown option or number of arguments for CONFIG SET - '",
+                &pair[0],
+                "'",
+            ));
         };
         let lower = name.to_ascii_lowercase();
         match p.mode {

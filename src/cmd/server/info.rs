@@ -228,7 +228,7 @@ fn clients(ctx: &Ctx<'_>) -> String {
         "client_recent_max_output_buffer" => 0,
         "blocked_clients" => ctx.st.blocked.len(),
         "tracking_clients" => 0,
-        "clients_in_timeout_table" => ctx.st.blocked.len(),
+        "clients_in_timeout_table" => ctx.st.blocked.timed_len(),
     );
     s
 }

@@ -459,10 +459,11 @@ pub fn latency_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         "help" => Ok(help(LATENCY_HELP)),
         "latest" | "history" => Ok(Reply::Array(vec![])),
         "reset" => Ok(Reply::Int(0)),
-        "graph" => Err(CmdError::err(format!(
-            "No samples available for event '{}'",
-            String::from_utf8_lossy(&argv[2])
-        ))),
+        "graph" => Err(CmdError::echo(
+            "ERR No samples available for event '",
+            &argv[2],
+            "'",
+        )),
         "doctor" => Ok(Reply::Verbatim(DOCTOR.into())),
         "histogram" => {
             let t = &ctx.st.tracking;
