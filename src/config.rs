@@ -167,6 +167,9 @@ pub struct Config {
     pub client_query_buffer_limit: u64,
     /// Background task frequency.
     pub hz: u32,
+    /// Threads serving client I/O (Redis's `io-threads`, default 1): the engine is one
+    /// ordered write path, so extra threads mostly add scheduling cost.
+    pub io_threads: usize,
     /// Log level (Redis names: debug, verbose, notice, warning).
     pub loglevel: String,
     /// Log file; empty for standard output.
@@ -223,6 +226,7 @@ impl Default for Config {
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             hz: 10,
+            io_threads: 1,
             loglevel: "notice".into(),
             logfile: String::new(),
             slowlog_log_slower_than: 10000,
@@ -638,6 +642,13 @@ pub static PARAMS: &[Param] = &[
     // Redis clamps hz to 1..=500 (`CONFIG_MIN_HZ`, `CONFIG_MAX_HZ`) and shows the clamped value.
     param!("hz", Mutable, Int, |c| c.hz.to_string(), |c, v| c.hz =
         fit::<u32>(int_in(v, 0, INT_MAX)?)?.clamp(1, 500)),
+    param!(
+        "io-threads",
+        Immutable,
+        Int,
+        |c| c.io_threads.to_string(),
+        |c, v| c.io_threads = fit::<usize>(int_in(v, 1, 128)?)?
+    ),
     param!("loglevel", Mutable, Str, |c| c.loglevel.clone(), |c, v| {
         let l = v.to_ascii_lowercase();
         // "nothing" is accepted as in Redis 7.2; the error lists 7.0's levels.
