@@ -134,7 +134,7 @@ fn store(ctx: &mut Ctx<'_>, key: &Bytes, val: Bytes, repr: StrRepr, ttl: Ttl) {
         e.value = Value::Str(val);
         e.repr = repr;
         e.access = (now / 1000) as u32;
-        let had = e.expire_at.is_some();
+        let had = e.expire_at().is_some();
         match ttl {
             Ttl::At(at) => {
                 db.set_expire(key, Some(at));
@@ -148,9 +148,9 @@ fn store(ctx: &mut Ctx<'_>, key: &Bytes, val: Bytes, repr: StrRepr, ttl: Ttl) {
         let mut e = Entry::new(Value::Str(val), now);
         e.repr = repr;
         if let Ttl::At(at) = ttl {
-            e.expire_at = Some(at);
+            e.set_expire_at(Some(at));
         }
-        db.insert(own(key), e);
+        db.insert(key, e);
     }
     ctx.touch(key);
 }
@@ -345,7 +345,7 @@ fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         // the key exists without a TTL.
         let now = ctx.now;
         if let Some(e) = ctx.lookup_write(&argv[1]) {
-            if e.expire_at.is_none() {
+            if e.expire_at().is_none() {
                 e.value = Value::Str(own(&argv[2]));
                 e.repr = StrRepr::Auto;
                 e.access = (now / 1000) as u32;
@@ -486,7 +486,7 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             ctx.add_dirty(1);
         }
         None if opts.flags & OBJ_PERSIST != 0 => {
-            let had = ctx.db().get(key).is_some_and(|e| e.expire_at.is_some());
+            let had = ctx.db().get(key).is_some_and(|e| e.expire_at().is_some());
             if had {
                 ctx.db().set_expire(key, None);
                 ctx.propagate(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
@@ -597,7 +597,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             buf[offset..].copy_from_slice(value);
             let mut e = Entry::new(Value::Str(buf.freeze()), now);
             e.repr = StrRepr::Raw;
-            ctx.db().insert(own(key), e);
+            ctx.db().insert(key, e);
             end
         }
         Some(_) => {

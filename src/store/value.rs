@@ -68,13 +68,19 @@ pub fn string_encoding(s: &[u8]) -> &'static str {
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// Absolute expiry time in unix milliseconds, if any.
-    pub expire_at: Option<i64>,
+    /// Absolute expiry time in unix milliseconds, or [`NO_EXPIRE`]: a plain `i64` is 8 bytes
+    /// where `Option<i64>` takes 16, and every key pays for it. Read it with
+    /// [`Entry::expire_at`]; only [`Entry::with_expire`] and `Db::set_expire` change it.
+    expire: i64,
     /// Last access, in unix seconds (for `OBJECT IDLETIME`).
     pub access: u32,
     /// How a string value is held, when that differs from what its bytes imply.
     pub repr: StrRepr,
 }
+
+/// The `expire` of an entry without expiry. No real deadline can be this far in the past
+/// ([`Entry::set_expire_at`] moves one that is to the next millisecond, expired all the same).
+const NO_EXPIRE: i64 = i64::MIN;
 
 /// How a string value is held (Redis's `robj.encoding` and sharing), for the few writes whose
 /// result is not what `tryObjectEncoding` would pick from the bytes (`t_string.c`, `object.c`).
@@ -97,10 +103,33 @@ impl Entry {
     pub fn new(value: Value, now_ms: i64) -> Self {
         Entry {
             value,
-            expire_at: None,
+            expire: NO_EXPIRE,
             access: (now_ms / 1000) as u32,
             repr: StrRepr::Auto,
         }
+    }
+
+    /// Returns this entry with an expiry (for a new entry, before it is inserted: `Db::insert`
+    /// indexes it then).
+    pub fn with_expire(mut self, at: Option<i64>) -> Self {
+        self.set_expire_at(at);
+        self
+    }
+
+    /// Returns the absolute expiry time in unix milliseconds, if any.
+    #[inline]
+    pub fn expire_at(&self) -> Option<i64> {
+        (self.expire != NO_EXPIRE).then_some(self.expire)
+    }
+
+    /// Sets the expiry field only; the database's expiry index is `Db::set_expire`'s job, so
+    /// only the keyspace and constructors call this.
+    pub(crate) fn set_expire_at(&mut self, at: Option<i64>) {
+        self.expire = match at {
+            Some(NO_EXPIRE) => NO_EXPIRE + 1,
+            Some(t) => t,
+            None => NO_EXPIRE,
+        };
     }
 
     /// Returns the encoding `OBJECT ENCODING` answers, as Redis 7.0 would.
@@ -125,5 +154,28 @@ impl Entry {
             }
             _ => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_stays_small() {
+        // Every key pays for an entry in its shard's table.
+        assert!(std::mem::size_of::<Entry>() <= 56);
+    }
+
+    #[test]
+    fn expiry_round_trips_through_the_sentinel() {
+        let mut e = Entry::new(Value::Str(Bytes::new()), 0);
+        assert_eq!(e.expire_at(), None);
+        e.set_expire_at(Some(5));
+        assert_eq!(e.expire_at(), Some(5));
+        e.set_expire_at(Some(i64::MIN));
+        assert_eq!(e.expire_at(), Some(i64::MIN + 1));
+        e.set_expire_at(None);
+        assert_eq!(e.expire_at(), None);
     }
 }

@@ -467,7 +467,7 @@ fn restore_ttl_replace_and_propagation() {
     assert_eq!(call(&mut k, &[b"RESTORE", b"k", b"5000", &v]), b"+OK\r\n");
     let at = kura.state.engine.lock().ks.dbs[0]
         .get(b"k")
-        .and_then(|e| e.expire_at)
+        .and_then(|e| e.expire_at())
         .expect("has a ttl");
     assert!((now + 5000..now + 60_000).contains(&at));
     let logged = kura.state.engine.lock().stream.read_from(offset).unwrap();
@@ -492,7 +492,7 @@ fn restore_ttl_replace_and_propagation() {
         kura.state.engine.lock().ks.dbs[0]
             .get(b"k")
             .unwrap()
-            .expire_at,
+            .expire_at(),
         None
     );
 
