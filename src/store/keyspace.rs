@@ -11,17 +11,12 @@ use bytes::Bytes;
 use indexmap::{IndexMap, IndexSet};
 use rand::Rng;
 
+use super::key::Key;
 use super::value::Entry;
 
 /// Shards per database (a power of two; the low bits of a SCAN cursor).
 pub const SHARDS: usize = 128;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
-
-/// A stored key: an exact heap copy of its bytes. A `Box<[u8]>` is 16 bytes in the table
-/// where a `Bytes` takes 32, and it has no shared header to point through on a lookup's key
-/// compare. The cost is on the copy-on-write path: a shard copied after a snapshot copies
-/// its keys' bytes, where `Bytes` keys were reference-counted.
-pub type Key = Box<[u8]>;
 
 /// One shard of a database.
 /// Keys hash with aHash: randomly keyed per process (flooding-resistant, like Redis's

@@ -1,6 +1,7 @@
 //! The keyspace and its values. Nothing here knows about protocols or clients.
 
 pub mod hash;
+pub mod key;
 pub mod keyspace;
 pub mod list;
 pub mod value;
