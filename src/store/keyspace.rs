@@ -324,7 +324,7 @@ mod tests {
     fn put(db: &mut Db, k: &str) {
         db.insert(
             Bytes::from(k.to_string()),
-            Entry::new(Value::Str(Bytes::from("v")), 0),
+            Entry::new(Value::Str(Bytes::from("v").into()), 0),
         );
     }
 

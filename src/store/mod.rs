@@ -9,4 +9,4 @@ pub mod value;
 pub use hash::Hash;
 pub use keyspace::{Db, Keyspace, Slot, Snapshot};
 pub use list::List;
-pub use value::{Entry, StrRepr, Value};
+pub use value::{Entry, Str, StrRepr, Value};

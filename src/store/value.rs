@@ -7,6 +7,100 @@ use bytes::Bytes;
 use super::hash::Hash;
 use super::list::List;
 
+/// A string value: 24 bytes in the entry where a `Bytes` took 32, which with the enum's
+/// niche makes [`Value`] 24 bytes and [`Entry`] 40.
+///
+/// Both forms are reference-counted, so a shard copied for a snapshot shares its strings.
+/// SET and friends store an exact `Arc<[u8]>` (header and bytes in one allocation); APPEND
+/// and SETRANGE turn it into an `Arc<Vec<u8>>` whose spare capacity makes repeated appends
+/// amortised O(1), like the free space of Redis's sds (`sdsMakeRoomFor`).
+#[derive(Clone)]
+pub enum Str {
+    /// Exact, as written by SET.
+    Fixed(Arc<[u8]>),
+    /// Growable, after APPEND or SETRANGE.
+    Growable(Arc<Vec<u8>>),
+}
+
+impl Str {
+    /// Values up to this size are copied into a reply; longer ones are shared with it.
+    const COPY_MAX: usize = 256;
+
+    /// Returns the bytes as a `Bytes` for a reply: a copy when short, else a shared view.
+    pub fn to_bytes(&self) -> Bytes {
+        if self.len() <= Self::COPY_MAX {
+            Bytes::copy_from_slice(self)
+        } else {
+            Bytes::from_owner(self.clone())
+        }
+    }
+
+    /// Returns the bytes for growing in place (copied first if a snapshot shares them).
+    pub fn make_mut(&mut self) -> &mut Vec<u8> {
+        if let Str::Fixed(a) = self {
+            *self = Str::Growable(Arc::new(a.to_vec()));
+        }
+        match self {
+            Str::Growable(v) => Arc::make_mut(v),
+            Str::Fixed(_) => unreachable!("made growable above"),
+        }
+    }
+}
+
+impl Default for Str {
+    fn default() -> Self {
+        Str::Fixed(Arc::from(&[][..]))
+    }
+}
+
+impl std::ops::Deref for Str {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Str::Fixed(a) => a,
+            Str::Growable(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Str {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Str {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", Bytes::copy_from_slice(self))
+    }
+}
+
+impl From<&[u8]> for Str {
+    fn from(b: &[u8]) -> Self {
+        Str::Fixed(Arc::from(b))
+    }
+}
+
+impl From<Bytes> for Str {
+    fn from(b: Bytes) -> Self {
+        Str::from(&b[..])
+    }
+}
+
+impl From<Vec<u8>> for Str {
+    fn from(v: Vec<u8>) -> Self {
+        Str::Growable(Arc::new(v))
+    }
+}
+
 /// A value of one of the types kura holds.
 ///
 /// Lists and hashes sit behind `Arc` so cloning a keyspace shard for a snapshot copies a
@@ -15,7 +109,7 @@ use super::list::List;
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A string (binary-safe).
-    Str(Bytes),
+    Str(Str),
     /// A list.
     List(Arc<List>),
     /// A hash.
@@ -164,12 +258,13 @@ mod tests {
     #[test]
     fn entry_stays_small() {
         // Every key pays for an entry in its shard's table.
-        assert!(std::mem::size_of::<Entry>() <= 56);
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert!(std::mem::size_of::<Entry>() <= 40);
     }
 
     #[test]
     fn expiry_round_trips_through_the_sentinel() {
-        let mut e = Entry::new(Value::Str(Bytes::new()), 0);
+        let mut e = Entry::new(Value::Str(Str::default()), 0);
         assert_eq!(e.expire_at(), None);
         e.set_expire_at(Some(5));
         assert_eq!(e.expire_at(), Some(5));
@@ -177,5 +272,20 @@ mod tests {
         assert_eq!(e.expire_at(), Some(i64::MIN + 1));
         e.set_expire_at(None);
         assert_eq!(e.expire_at(), None);
+    }
+
+    #[test]
+    fn strings_grow_without_touching_a_shared_copy() {
+        let mut s = Str::from(&b"ab"[..]);
+        let snap = s.clone();
+        s.make_mut().extend_from_slice(b"c");
+        let shared = s.clone();
+        s.make_mut().extend_from_slice(b"d");
+        assert_eq!(
+            (&*s, &*snap, &*shared),
+            (&b"abcd"[..], &b"ab"[..], &b"abc"[..])
+        );
+        let long = Str::from(vec![7; 1000]);
+        assert_eq!(long.to_bytes(), Bytes::from(vec![7; 1000]));
     }
 }
