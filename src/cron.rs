@@ -56,7 +56,7 @@ pub fn active_expire_cycle(state: &ServerState, budget: Duration) {
             for key in &sample {
                 let due = st.ks.dbs[db]
                     .get(key)
-                    .and_then(|e| e.expire_at)
+                    .and_then(|e| e.expire_at())
                     .is_some_and(|at| at <= now);
                 if due && st.ks.dbs[db].remove(key).is_some() {
                     expired += 1;

@@ -204,7 +204,7 @@ impl Blocked {
 /// Returns the list at `key` when it is live and holds elements.
 fn ready_list<'a>(st: &'a EngineState, db: usize, key: &[u8], now: i64) -> Option<&'a List> {
     let e = st.ks.dbs[db].get(key)?;
-    if e.expire_at.is_some_and(|at| at <= now) {
+    if e.expire_at().is_some_and(|at| at <= now) {
         return None;
     }
     match &e.value {
@@ -297,7 +297,7 @@ fn serve_one(
             // An expired destination is deleted first, as `lookupKeyWrite` would.
             let dst_expired = st.ks.dbs[db]
                 .get(dst)
-                .is_some_and(|e| e.expire_at.is_some_and(|at| at <= now));
+                .is_some_and(|e| e.expire_at().is_some_and(|at| at <= now));
             if dst_expired && dst != key {
                 st.ks.dbs[db].remove(dst);
                 st.stats.expired_keys += 1;
@@ -443,7 +443,7 @@ mod tests {
                 l.iter()
                     .map(|v| String::from_utf8_lossy(v).into_owned())
                     .collect(),
-                e.expire_at,
+                e.expire_at(),
             )),
             _ => None,
         }

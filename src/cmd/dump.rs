@@ -115,7 +115,7 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         let since = (now / 1000).saturating_sub(idle).max(0);
         entry.access = u32::try_from(since).unwrap_or(u32::MAX);
     }
-    ctx.db().insert(own(key), entry);
+    ctx.db().insert(key, entry);
     if at != 0 {
         ctx.db().set_expire(key, Some(at));
         if !absttl {

@@ -212,7 +212,7 @@ impl<'a> Ctx<'a> {
     /// Reports whether `key` in database `db` has expired; deletes it on a master
     /// (propagating `DEL`, as Redis's `expireIfNeeded`).
     pub fn expire_if_needed(&mut self, db: usize, key: &[u8]) -> bool {
-        let Some(at) = self.st.ks.dbs[db].get(key).and_then(|e| e.expire_at) else {
+        let Some(at) = self.st.ks.dbs[db].get(key).and_then(|e| e.expire_at()) else {
             return false;
         };
         if at > self.now {
@@ -249,7 +249,7 @@ impl<'a> Ctx<'a> {
         let slot = self.st.ks.dbs[db].locate(key)?;
         let due = self.st.ks.dbs[db]
             .at(slot)
-            .and_then(|e| e.expire_at)
+            .and_then(|e| e.expire_at())
             .is_some_and(|at| at <= self.now);
         if due && self.expire_if_needed(db, key) {
             return None;

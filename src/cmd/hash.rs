@@ -131,7 +131,7 @@ fn with_hash<T>(
     let out = f(&mut h)?;
     let now = ctx.now;
     ctx.db()
-        .insert(own(key), Entry::new(Value::Hash(Arc::new(h)), now));
+        .insert(key, Entry::new(Value::Hash(Arc::new(h)), now));
     Ok(out)
 }
 

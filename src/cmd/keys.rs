@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::args::{int, int32, is, own, text};
+use super::args::{int, int32, is, text};
 use super::exec::{Ctx, EngineState};
 use super::glob::glob_match;
 use super::reply::{CmdError, CmdResult, Reply};
@@ -197,9 +197,9 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         .db()
         .iter()
         .filter(|(k, e)| {
-            (all || glob_match(pattern, k, false)) && e.expire_at.is_none_or(|at| at > now)
+            (all || glob_match(pattern, k, false)) && e.expire_at().is_none_or(|at| at > now)
         })
-        .map(|(k, _)| Reply::Bulk(k.clone()))
+        .map(|(k, _)| Reply::Bulk(Bytes::copy_from_slice(k)))
         .collect();
     Ok(Reply::Array(out))
 }
@@ -256,7 +256,7 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let mut found: Vec<Bytes> = Vec::new();
     let next = ctx.db().scan(cursor, count as usize, |k, _| {
         if pattern.is_none_or(|p| glob_match(p, k, false)) {
-            found.push(k.clone());
+            found.push(Bytes::copy_from_slice(k));
         }
     });
     let db = ctx.dbi();
@@ -296,7 +296,7 @@ fn randomkey(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
         };
         let volatile = st.ks.dbs[db]
             .get(&key)
-            .is_some_and(|e| e.expire_at.is_some());
+            .is_some_and(|e| e.expire_at().is_some());
         if volatile {
             tries += 1;
             if (all_volatile && st.is_replica && tries >= 100) || tries >= 100_000 {
@@ -346,7 +346,7 @@ fn rename_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult {
     };
     entry.access = (ctx.now / 1000) as u32;
     // The TTL travels with the entry (dbAdd + setExpire in Redis).
-    ctx.db().insert(own(dst), entry);
+    ctx.db().insert(dst, entry);
     ctx.touch(src);
     ctx.touch(dst);
     signal_list(ctx, db, dst);
@@ -371,7 +371,7 @@ fn move_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     entry.access = (ctx.now / 1000) as u32;
-    ctx.st.ks.dbs[dst].insert(own(key), entry);
+    ctx.st.ks.dbs[dst].insert(key, entry);
     ctx.touch(key);
     ctx.st.touch(dst, key);
     signal_list(ctx, dst, key);
@@ -410,14 +410,14 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         StrRepr::Auto => StrRepr::Unshared,
         other => other,
     };
-    dup.expire_at = e.expire_at;
+    dup.set_expire_at(e.expire_at());
     if exists_in(ctx, dst_db, newkey) {
         if !replace {
             return Ok(Reply::Int(0));
         }
         ctx.st.ks.dbs[dst_db].remove(newkey);
     }
-    ctx.st.ks.dbs[dst_db].insert(own(newkey), dup);
+    ctx.st.ks.dbs[dst_db].insert(newkey, dup);
     ctx.st.touch(dst_db, newkey);
     signal_list(ctx, dst_db, newkey);
     ctx.add_dirty(1);
@@ -533,7 +533,7 @@ fn expire_generic(
     let Some(e) = ctx.lookup_write(key) else {
         return Ok(Reply::Int(0));
     };
-    let current = e.expire_at;
+    let current = e.expire_at();
     if flags & EXPIRE_NX != 0 && current.is_some() {
         return Ok(Reply::Int(0));
     }
@@ -572,7 +572,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], ms: bool, absolute: bool) -> CmdRe
     let Some(e) = ctx.lookup_read_notouch(key) else {
         return Ok(Reply::Int(-2));
     };
-    Ok(Reply::Int(match e.expire_at {
+    Ok(Reply::Int(match e.expire_at() {
         None => -1,
         Some(at) => {
             let t = if absolute { at } else { at - now }.max(0);
@@ -603,7 +603,9 @@ fn pexpiretime(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 fn persist(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let had = ctx.lookup_write(key).is_some_and(|e| e.expire_at.is_some());
+    let had = ctx
+        .lookup_write(key)
+        .is_some_and(|e| e.expire_at().is_some());
     if !had {
         return Ok(Reply::Int(0));
     }

@@ -194,7 +194,7 @@ pub(crate) struct KeyMeta {
 /// Returns the metadata of `key`, to undo a pop or move from it ([`unpop`], [`unmove`]).
 pub(crate) fn key_meta(db: &Db, key: &[u8]) -> Option<KeyMeta> {
     db.get(key).map(|e| KeyMeta {
-        expire_at: e.expire_at,
+        expire_at: e.expire_at(),
         access: e.access,
     })
 }
@@ -205,7 +205,7 @@ pub(crate) fn unpop(db: &mut Db, key: &[u8], left: bool, vals: &[Bytes], meta: K
     if db.get(key).is_none() {
         let mut e = Entry::new(Value::List(Arc::new(List::new())), 0);
         e.access = meta.access;
-        db.insert(Bytes::copy_from_slice(key), e);
+        db.insert(key, e);
         db.set_expire(key, meta.expire_at);
     }
     if let Some(l) = list_in(db, key) {
@@ -358,7 +358,7 @@ fn push_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], left: bool, only_existing: bo
             let len = push_all(&mut l);
             let now = ctx.now;
             ctx.db()
-                .insert(own(key), Entry::new(Value::List(Arc::new(l)), now));
+                .insert(key, Entry::new(Value::List(Arc::new(l)), now));
             len
         }
     };

@@ -4,9 +4,9 @@
 //! `PEXPIREAT k ms`), and INCRBYFLOAT as `SET k <result> KEEPTTL`, so replicas and the AOF
 //! converge whatever their clock and float formatting.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-use super::args::{int, is, own};
+use super::args::{int, is};
 use super::exec::Ctx;
 use super::keys::{already_expired, invalid_expire};
 use super::ldouble::Ld;
@@ -16,7 +16,7 @@ use super::table::CommandSpec;
 use super::Origin;
 use crate::command;
 use crate::resp::decode::parse_i64;
-use crate::store::{Entry, StrRepr, Value};
+use crate::store::{Entry, Str, StrRepr, Value};
 
 /// String commands.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -100,7 +100,7 @@ fn read_str(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<Option<Bytes>, CmdError> {
     match ctx.lookup_read(key) {
         None => Ok(None),
         Some(e) => match &e.value {
-            Value::Str(s) => Ok(Some(s.clone())),
+            Value::Str(s) => Ok(Some(s.to_bytes())),
             _ => Err(CmdError::WrongType),
         },
     }
@@ -127,14 +127,14 @@ enum Ttl {
 /// Stores a string value under `key` in the selected database (`setKey`/`dbOverwrite`), after
 /// the caller's write lookup has applied expiry. Overwrites in place, so the key is copied
 /// only when it is new.
-fn store(ctx: &mut Ctx<'_>, key: &Bytes, val: Bytes, repr: StrRepr, ttl: Ttl) {
+fn store(ctx: &mut Ctx<'_>, key: &Bytes, val: Str, repr: StrRepr, ttl: Ttl) {
     let now = ctx.now;
     let db = ctx.db();
     if let Some(e) = db.get_mut(key) {
         e.value = Value::Str(val);
         e.repr = repr;
         e.access = (now / 1000) as u32;
-        let had = e.expire_at.is_some();
+        let had = e.expire_at().is_some();
         match ttl {
             Ttl::At(at) => {
                 db.set_expire(key, Some(at));
@@ -148,9 +148,9 @@ fn store(ctx: &mut Ctx<'_>, key: &Bytes, val: Bytes, repr: StrRepr, ttl: Ttl) {
         let mut e = Entry::new(Value::Str(val), now);
         e.repr = repr;
         if let Ttl::At(at) = ttl {
-            e.expire_at = Some(at);
+            e.set_expire_at(Some(at));
         }
-        db.insert(own(key), e);
+        db.insert(key, e);
     }
     ctx.touch(key);
 }
@@ -175,14 +175,15 @@ fn check_length(ctx: &Ctx<'_>, size: i64, append: i64) -> Result<(), CmdError> {
     }
 }
 
-/// Takes the bytes out of a stored string for in-place growth: no copy when nothing else
-/// (a snapshot, a reply in flight) holds them.
-fn take_mut(v: &mut Value) -> BytesMut {
+/// Returns a stored string's bytes for in-place growth: no copy when nothing else (a
+/// snapshot) holds them, and spare capacity kept for the next append.
+fn grow_mut(v: &mut Value) -> &mut Vec<u8> {
+    if !matches!(v, Value::Str(_)) {
+        *v = Value::Str(Str::from(Vec::new()));
+    }
     match v {
-        Value::Str(s) => std::mem::take(s)
-            .try_into_mut()
-            .unwrap_or_else(|b| BytesMut::from(&b[..])),
-        _ => BytesMut::new(),
+        Value::Str(s) => s.make_mut(),
+        _ => unreachable!("made a string above"),
     }
 }
 
@@ -306,7 +307,7 @@ fn set_generic(
         None if flags & OBJ_KEEPTTL != 0 => Ttl::Keep,
         None => Ttl::Clear,
     };
-    store(ctx, key, own(val), StrRepr::Auto, ttl);
+    store(ctx, key, Str::from(&val[..]), StrRepr::Auto, ttl);
     ctx.add_dirty(1);
     // Redis 7.0.15 rewrites any SET with an expiry to exactly this form (NX/XX/GET dropped,
     // even with PXAT), and drops GET otherwise; observed on its replication stream.
@@ -345,8 +346,8 @@ fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         // the key exists without a TTL.
         let now = ctx.now;
         if let Some(e) = ctx.lookup_write(&argv[1]) {
-            if e.expire_at.is_none() {
-                e.value = Value::Str(own(&argv[2]));
+            if e.expire_at().is_none() {
+                e.value = Value::Str(Str::from(&argv[2][..]));
                 e.repr = StrRepr::Auto;
                 e.access = (now / 1000) as u32;
                 ctx.touch(&argv[1]);
@@ -354,7 +355,13 @@ fn set(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                 return Ok(Reply::Ok);
             }
         }
-        store(ctx, &argv[1], own(&argv[2]), StrRepr::Auto, Ttl::Clear);
+        store(
+            ctx,
+            &argv[1],
+            Str::from(&argv[2][..]),
+            StrRepr::Auto,
+            Ttl::Clear,
+        );
         ctx.add_dirty(1);
         return Ok(Reply::Ok);
     }
@@ -417,7 +424,13 @@ fn mset_generic(ctx: &mut Ctx<'_>, argv: &[Bytes], nx: bool) -> CmdResult {
     }
     for pair in argv[1..].chunks(2) {
         expire_before_write(ctx, &pair[0]);
-        store(ctx, &pair[0], own(&pair[1]), StrRepr::Auto, Ttl::Clear);
+        store(
+            ctx,
+            &pair[0],
+            Str::from(&pair[1][..]),
+            StrRepr::Auto,
+            Ttl::Clear,
+        );
     }
     ctx.add_dirty((argv.len() / 2) as u64);
     Ok(if nx { Reply::Int(1) } else { Reply::Ok })
@@ -435,7 +448,7 @@ fn getset(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let old = read_str(ctx, key)?;
     expire_before_write(ctx, key);
-    store(ctx, key, own(&argv[2]), StrRepr::Auto, Ttl::Clear);
+    store(ctx, key, Str::from(&argv[2][..]), StrRepr::Auto, Ttl::Clear);
     ctx.add_dirty(1);
     ctx.propagate(vec![
         Bytes::from_static(b"SET"),
@@ -486,7 +499,7 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             ctx.add_dirty(1);
         }
         None if opts.flags & OBJ_PERSIST != 0 => {
-            let had = ctx.db().get(key).is_some_and(|e| e.expire_at.is_some());
+            let had = ctx.db().get(key).is_some_and(|e| e.expire_at().is_some());
             if had {
                 ctx.db().set_expire(key, None);
                 ctx.propagate(vec![Bytes::from_static(b"PERSIST"), key.clone()]);
@@ -515,7 +528,7 @@ fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let total = match cur_len {
         None => {
             // A new key holds the argument as SET would (tryObjectEncoding).
-            store(ctx, key, own(add), StrRepr::Auto, Ttl::Keep);
+            store(ctx, key, Str::from(&add[..]), StrRepr::Auto, Ttl::Keep);
             add.len()
         }
         Some(len) => {
@@ -524,10 +537,9 @@ fn append(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let Some(e) = ctx.db().get_mut(key) else {
                 return Err(CmdError::NoSuchKey);
             };
-            let mut buf = take_mut(&mut e.value);
+            let buf = grow_mut(&mut e.value);
             buf.extend_from_slice(add);
             let total = buf.len();
-            e.value = Value::Str(buf.freeze());
             e.repr = StrRepr::Raw;
             e.access = now_s;
             ctx.touch(key);
@@ -593,24 +605,23 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let now = ctx.now;
     let total = match cur_len {
         None => {
-            let mut buf = BytesMut::zeroed(end);
+            let mut buf = vec![0; end];
             buf[offset..].copy_from_slice(value);
-            let mut e = Entry::new(Value::Str(buf.freeze()), now);
+            let mut e = Entry::new(Value::Str(Str::from(buf)), now);
             e.repr = StrRepr::Raw;
-            ctx.db().insert(own(key), e);
+            ctx.db().insert(key, e);
             end
         }
         Some(_) => {
             let Some(e) = ctx.db().get_mut(key) else {
                 return Err(CmdError::NoSuchKey);
             };
-            let mut buf = take_mut(&mut e.value);
+            let buf = grow_mut(&mut e.value);
             if buf.len() < end {
                 buf.resize(end, 0);
             }
             buf[offset..end].copy_from_slice(value);
             let total = buf.len();
-            e.value = Value::Str(buf.freeze());
             e.repr = StrRepr::Raw;
             e.access = (now / 1000) as u32;
             total
@@ -636,7 +647,7 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> CmdResult {
                 _ => return Err(CmdError::WrongType),
             };
             let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
-            e.value = Value::Str(Bytes::from(new.to_string()));
+            e.value = Value::Str(Str::from(new.to_string().as_bytes()));
             e.repr = StrRepr::Auto;
             e.access = now_s;
             ctx.touch(key);
@@ -646,7 +657,7 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> CmdResult {
             store(
                 ctx,
                 key,
-                Bytes::from(by.to_string()),
+                Str::from(by.to_string().as_bytes()),
                 StrRepr::Auto,
                 Ttl::Keep,
             );
@@ -693,7 +704,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("increment would produce NaN or Infinity"));
     }
     let val = Bytes::from(sum.to_human());
-    store(ctx, key, val.clone(), StrRepr::NoInt, Ttl::Keep);
+    store(ctx, key, Str::from(&val[..]), StrRepr::NoInt, Ttl::Keep);
     ctx.add_dirty(1);
     ctx.propagate(vec![
         Bytes::from_static(b"SET"),

@@ -98,7 +98,7 @@ fn watched_key_expired(ctx: &Ctx<'_>) -> bool {
         !expired_then
             && ctx.st.ks.dbs[*db]
                 .get(key)
-                .and_then(|e| e.expire_at)
+                .and_then(|e| e.expire_at())
                 .is_some_and(|at| at <= ctx.now)
     })
 }
@@ -166,7 +166,7 @@ fn watch(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         }
         let expired = ctx.st.ks.dbs[db]
             .get(key)
-            .and_then(|e| e.expire_at)
+            .and_then(|e| e.expire_at())
             .is_some_and(|at| at <= ctx.now);
         let key = Bytes::copy_from_slice(key);
         ctx.st

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use indexmap::{IndexMap, IndexSet};
 use rand::Rng;
 
+use super::key::Key;
 use super::value::Entry;
 
 /// Shards per database (a power of two; the low bits of a SCAN cursor).
@@ -20,7 +21,7 @@ const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 /// One shard of a database.
 /// Keys hash with aHash: randomly keyed per process (flooding-resistant, like Redis's
 /// SipHash) and several times faster on short keys.
-pub type Shard = IndexMap<Bytes, Entry, ahash::RandomState>;
+pub type Shard = IndexMap<Key, Entry, ahash::RandomState>;
 
 /// Picks a key's shard (FNV-1a; the shard maps themselves use a keyed hash against flooding).
 fn shard_of(key: &[u8]) -> usize {
@@ -45,7 +46,7 @@ pub struct Db {
     shards: Vec<Arc<Shard>>,
     len: usize,
     /// Keys that have an expiry: sampled by the active expire cycle, counted by INFO.
-    expires: IndexSet<Bytes>,
+    expires: IndexSet<Key, ahash::RandomState>,
 }
 
 impl Default for Db {
@@ -53,7 +54,7 @@ impl Default for Db {
         Db {
             shards: (0..SHARDS).map(|_| Arc::new(Shard::default())).collect(),
             len: 0,
-            expires: IndexSet::new(),
+            expires: IndexSet::default(),
         }
     }
 }
@@ -130,20 +131,19 @@ impl Db {
             .map(|(_, e)| e)
     }
 
-    /// Inserts or replaces a key; returns the previous entry.
-    pub fn insert(&mut self, key: Bytes, entry: Entry) -> Option<Entry> {
-        let expires = entry.expire_at.is_some();
-        if expires {
-            self.expires.insert(key.clone());
+    /// Inserts or replaces a key (copied in); returns the previous entry.
+    pub fn insert(&mut self, key: impl AsRef<[u8]>, entry: Entry) -> Option<Entry> {
+        let key = key.as_ref();
+        let expires = entry.expire_at().is_some();
+        if expires && !self.expires.contains(key) {
+            self.expires.insert(Key::from(key));
         }
-        let shard = Arc::make_mut(&mut self.shards[shard_of(&key)]);
-        // The key moves in: a clone of a freshly copied `Bytes` would allocate its shared
-        // header, 32 more bytes per key for as long as the key lives.
-        let (at, old) = shard.insert_full(key, entry);
+        let shard = Arc::make_mut(&mut self.shards[shard_of(key)]);
+        let (at, old) = shard.insert_full(Key::from(key), entry);
         match &old {
             None => self.len += 1,
             Some(o) => {
-                if o.expire_at.is_some() && !expires {
+                if o.expire_at().is_some() && !expires {
                     if let Some((k, _)) = shard.get_index(at) {
                         self.expires.swap_remove(k);
                     }
@@ -162,7 +162,7 @@ impl Db {
         let old = Arc::make_mut(shard).swap_remove(key);
         if let Some(o) = &old {
             self.len -= 1;
-            if o.expire_at.is_some() {
+            if o.expire_at().is_some() {
                 self.expires.swap_remove(key);
             }
         }
@@ -174,11 +174,11 @@ impl Db {
         let Some(e) = self.get_mut(key) else {
             return false;
         };
-        e.expire_at = at;
+        e.set_expire_at(at);
         match at {
             Some(_) => {
                 if !self.expires.contains(key) {
-                    self.expires.insert(Bytes::copy_from_slice(key));
+                    self.expires.insert(Key::from(key));
                 }
             }
             None => {
@@ -202,7 +202,7 @@ impl Db {
         let mut i = rng.gen_range(0..self.len);
         for s in &self.shards {
             if i < s.len() {
-                return s.get_index(i).map(|(k, _)| k.clone());
+                return s.get_index(i).map(|(k, _)| Bytes::copy_from_slice(k));
             }
             i -= s.len();
         }
@@ -216,13 +216,19 @@ impl Db {
             return Vec::new();
         }
         (0..n.min(len))
-            .filter_map(|_| self.expires.get_index(rng.gen_range(0..len)).cloned())
+            .filter_map(|_| {
+                self.expires
+                    .get_index(rng.gen_range(0..len))
+                    .map(|k| Bytes::copy_from_slice(k))
+            })
             .collect()
     }
 
     /// Iterates all keys and entries (KEYS, snapshot serialisation).
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.shards.iter().flat_map(|s| s.iter())
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.iter().map(|(k, e)| (&**k, e)))
     }
 
     /// Visits about `count` entries from `cursor` on; returns the next cursor (0 when done).
@@ -230,7 +236,7 @@ impl Db {
     /// Each shard is walked from its last index down: a removal moves the last entry into the
     /// hole, and that entry was already visited, so every key present for the whole scan is
     /// returned at least once, the guarantee `SCAN` documents.
-    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&Bytes, &Entry)) -> u64 {
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8], &Entry)) -> u64 {
         let mut shard = (cursor & (SHARDS as u64 - 1)) as usize;
         // 0 means "shard not started"; otherwise the next index to visit is bound - 1.
         let mut bound_plus = cursor >> SHARD_BITS;
@@ -297,11 +303,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Iterates the entries of database `db`.
-    pub fn iter_db(&self, db: usize) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn iter_db(&self, db: usize) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.dbs
             .get(db)
             .into_iter()
-            .flat_map(|s| s.iter().flat_map(|m| m.iter()))
+            .flat_map(|s| s.iter().flat_map(|m| m.iter().map(|(k, e)| (&**k, e))))
     }
 
     /// Returns the number of databases.
@@ -318,7 +324,7 @@ mod tests {
     fn put(db: &mut Db, k: &str) {
         db.insert(
             Bytes::from(k.to_string()),
-            Entry::new(Value::Str(Bytes::from("v")), 0),
+            Entry::new(Value::Str(Bytes::from("v").into()), 0),
         );
     }
 
@@ -346,7 +352,7 @@ mod tests {
         let mut round = 0;
         loop {
             cursor = db.scan(cursor, 37, |k, _| {
-                seen.insert(k.clone());
+                seen.insert(k.to_vec());
             });
             // Remove keys as we go; the ones never removed must all be seen.
             round += 1;
@@ -369,8 +375,8 @@ mod tests {
         let snap = ks.snapshot();
         put(&mut ks.dbs[0], "b");
         ks.dbs[0].remove(b"a");
-        let keys: Vec<_> = snap.iter_db(0).map(|(k, _)| k.clone()).collect();
-        assert_eq!(keys, vec![Bytes::from("a")]);
+        let keys: Vec<_> = snap.iter_db(0).map(|(k, _)| k.to_vec()).collect();
+        assert_eq!(keys, vec![b"a".to_vec()]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The keyspace and its values. Nothing here knows about protocols or clients.
 
 pub mod hash;
+pub mod key;
 pub mod keyspace;
 pub mod list;
 pub mod value;
@@ -8,4 +9,4 @@ pub mod value;
 pub use hash::Hash;
 pub use keyspace::{Db, Keyspace, Slot, Snapshot};
 pub use list::List;
-pub use value::{Entry, StrRepr, Value};
+pub use value::{Entry, Str, StrRepr, Value};

@@ -7,6 +7,100 @@ use bytes::Bytes;
 use super::hash::Hash;
 use super::list::List;
 
+/// A string value: 24 bytes in the entry where a `Bytes` took 32, which with the enum's
+/// niche makes [`Value`] 24 bytes and [`Entry`] 40.
+///
+/// Both forms are reference-counted, so a shard copied for a snapshot shares its strings.
+/// SET and friends store an exact `Arc<[u8]>` (header and bytes in one allocation); APPEND
+/// and SETRANGE turn it into an `Arc<Vec<u8>>` whose spare capacity makes repeated appends
+/// amortised O(1), like the free space of Redis's sds (`sdsMakeRoomFor`).
+#[derive(Clone)]
+pub enum Str {
+    /// Exact, as written by SET.
+    Fixed(Arc<[u8]>),
+    /// Growable, after APPEND or SETRANGE.
+    Growable(Arc<Vec<u8>>),
+}
+
+impl Str {
+    /// Values up to this size are copied into a reply; longer ones are shared with it.
+    const COPY_MAX: usize = 256;
+
+    /// Returns the bytes as a `Bytes` for a reply: a copy when short, else a shared view.
+    pub fn to_bytes(&self) -> Bytes {
+        if self.len() <= Self::COPY_MAX {
+            Bytes::copy_from_slice(self)
+        } else {
+            Bytes::from_owner(self.clone())
+        }
+    }
+
+    /// Returns the bytes for growing in place (copied first if a snapshot shares them).
+    pub fn make_mut(&mut self) -> &mut Vec<u8> {
+        if let Str::Fixed(a) = self {
+            *self = Str::Growable(Arc::new(a.to_vec()));
+        }
+        match self {
+            Str::Growable(v) => Arc::make_mut(v),
+            Str::Fixed(_) => unreachable!("made growable above"),
+        }
+    }
+}
+
+impl Default for Str {
+    fn default() -> Self {
+        Str::Fixed(Arc::from(&[][..]))
+    }
+}
+
+impl std::ops::Deref for Str {
+    type Target = [u8];
+
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Str::Fixed(a) => a,
+            Str::Growable(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Str {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Str {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for Str {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", Bytes::copy_from_slice(self))
+    }
+}
+
+impl From<&[u8]> for Str {
+    fn from(b: &[u8]) -> Self {
+        Str::Fixed(Arc::from(b))
+    }
+}
+
+impl From<Bytes> for Str {
+    fn from(b: Bytes) -> Self {
+        Str::from(&b[..])
+    }
+}
+
+impl From<Vec<u8>> for Str {
+    fn from(v: Vec<u8>) -> Self {
+        Str::Growable(Arc::new(v))
+    }
+}
+
 /// A value of one of the types kura holds.
 ///
 /// Lists and hashes sit behind `Arc` so cloning a keyspace shard for a snapshot copies a
@@ -15,7 +109,7 @@ use super::list::List;
 #[derive(Debug, Clone)]
 pub enum Value {
     /// A string (binary-safe).
-    Str(Bytes),
+    Str(Str),
     /// A list.
     List(Arc<List>),
     /// A hash.
@@ -68,13 +162,19 @@ pub fn string_encoding(s: &[u8]) -> &'static str {
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// Absolute expiry time in unix milliseconds, if any.
-    pub expire_at: Option<i64>,
+    /// Absolute expiry time in unix milliseconds, or [`NO_EXPIRE`]: a plain `i64` is 8 bytes
+    /// where `Option<i64>` takes 16, and every key pays for it. Read it with
+    /// [`Entry::expire_at`]; only [`Entry::with_expire`] and `Db::set_expire` change it.
+    expire: i64,
     /// Last access, in unix seconds (for `OBJECT IDLETIME`).
     pub access: u32,
     /// How a string value is held, when that differs from what its bytes imply.
     pub repr: StrRepr,
 }
+
+/// The `expire` of an entry without expiry. No real deadline can be this far in the past
+/// ([`Entry::set_expire_at`] moves one that is to the next millisecond, expired all the same).
+const NO_EXPIRE: i64 = i64::MIN;
 
 /// How a string value is held (Redis's `robj.encoding` and sharing), for the few writes whose
 /// result is not what `tryObjectEncoding` would pick from the bytes (`t_string.c`, `object.c`).
@@ -97,10 +197,33 @@ impl Entry {
     pub fn new(value: Value, now_ms: i64) -> Self {
         Entry {
             value,
-            expire_at: None,
+            expire: NO_EXPIRE,
             access: (now_ms / 1000) as u32,
             repr: StrRepr::Auto,
         }
+    }
+
+    /// Returns this entry with an expiry (for a new entry, before it is inserted: `Db::insert`
+    /// indexes it then).
+    pub fn with_expire(mut self, at: Option<i64>) -> Self {
+        self.set_expire_at(at);
+        self
+    }
+
+    /// Returns the absolute expiry time in unix milliseconds, if any.
+    #[inline]
+    pub fn expire_at(&self) -> Option<i64> {
+        (self.expire != NO_EXPIRE).then_some(self.expire)
+    }
+
+    /// Sets the expiry field only; the database's expiry index is `Db::set_expire`'s job, so
+    /// only the keyspace and constructors call this.
+    pub(crate) fn set_expire_at(&mut self, at: Option<i64>) {
+        self.expire = match at {
+            Some(NO_EXPIRE) => NO_EXPIRE + 1,
+            Some(t) => t,
+            None => NO_EXPIRE,
+        };
     }
 
     /// Returns the encoding `OBJECT ENCODING` answers, as Redis 7.0 would.
@@ -125,5 +248,44 @@ impl Entry {
             }
             _ => 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_stays_small() {
+        // Every key pays for an entry in its shard's table.
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert!(std::mem::size_of::<Entry>() <= 40);
+    }
+
+    #[test]
+    fn expiry_round_trips_through_the_sentinel() {
+        let mut e = Entry::new(Value::Str(Str::default()), 0);
+        assert_eq!(e.expire_at(), None);
+        e.set_expire_at(Some(5));
+        assert_eq!(e.expire_at(), Some(5));
+        e.set_expire_at(Some(i64::MIN));
+        assert_eq!(e.expire_at(), Some(i64::MIN + 1));
+        e.set_expire_at(None);
+        assert_eq!(e.expire_at(), None);
+    }
+
+    #[test]
+    fn strings_grow_without_touching_a_shared_copy() {
+        let mut s = Str::from(&b"ab"[..]);
+        let snap = s.clone();
+        s.make_mut().extend_from_slice(b"c");
+        let shared = s.clone();
+        s.make_mut().extend_from_slice(b"d");
+        assert_eq!(
+            (&*s, &*snap, &*shared),
+            (&b"abcd"[..], &b"ab"[..], &b"abc"[..])
+        );
+        let long = Str::from(vec![7; 1000]);
+        assert_eq!(long.to_bytes(), Bytes::from(vec![7; 1000]));
     }
 }

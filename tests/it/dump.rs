@@ -25,7 +25,7 @@ enum Model {
 impl Model {
     fn to_value(&self) -> Value {
         match self {
-            Model::Str(s) => Value::Str(Bytes::from(s.clone())),
+            Model::Str(s) => Value::Str(Bytes::from(s.clone()).into()),
             Model::List(items) => Value::List(Arc::new(List::from_iter_bytes(
                 items.iter().map(|v| v.as_slice()),
             ))),
@@ -457,7 +457,7 @@ fn restore_ttl_replace_and_propagation() {
     let kura = Kura::start();
     let mut k = kura.client();
     let v = dump_payload(
-        &Value::Str(Bytes::from_static(b"hello")),
+        &Value::Str(Bytes::from_static(b"hello").into()),
         &WriteOpts::default(),
     );
     let now = kura.state.clock.now_ms();
@@ -467,7 +467,7 @@ fn restore_ttl_replace_and_propagation() {
     assert_eq!(call(&mut k, &[b"RESTORE", b"k", b"5000", &v]), b"+OK\r\n");
     let at = kura.state.engine.lock().ks.dbs[0]
         .get(b"k")
-        .and_then(|e| e.expire_at)
+        .and_then(|e| e.expire_at())
         .expect("has a ttl");
     assert!((now + 5000..now + 60_000).contains(&at));
     let logged = kura.state.engine.lock().stream.read_from(offset).unwrap();
@@ -492,7 +492,7 @@ fn restore_ttl_replace_and_propagation() {
         kura.state.engine.lock().ks.dbs[0]
             .get(b"k")
             .unwrap()
-            .expire_at,
+            .expire_at(),
         None
     );
 
@@ -580,7 +580,10 @@ fn lzf_output_matches_redis_on_many_strings() {
         v.truncate(len);
         assert_eq!(call(&mut r, &[b"SET", b"s", &v]), b"+OK\r\n");
         let theirs = bulk(&call(&mut r, &[b"DUMP", b"s"]));
-        let ours = dump_payload(&Value::Str(Bytes::from(v.clone())), &WriteOpts::default());
+        let ours = dump_payload(
+            &Value::Str(Bytes::from(v.clone()).into()),
+            &WriteOpts::default(),
+        );
         assert!(
             ours == theirs,
             "string {i} (len {len}, alphabet {alphabet}, repeat {repeat}%): ours {} bytes, theirs {}",

@@ -97,7 +97,10 @@ fn moving_within_one_list_keeps_the_key_and_its_ttl() {
     );
     assert_eq!(c.cmd(&["RPOPLPUSH", "one", "one"]), "$1\r\nx\r\n");
     let st = k.state.engine.lock();
-    assert_eq!(st.ks.dbs[0].get(b"one").and_then(|e| e.expire_at), Some(at));
+    assert_eq!(
+        st.ks.dbs[0].get(b"one").and_then(|e| e.expire_at()),
+        Some(at)
+    );
 }
 
 #[test]

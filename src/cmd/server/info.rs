@@ -598,7 +598,7 @@ fn keyspace(ctx: &mut Ctx<'_>) -> String {
         let sample = db.sample_expiring(&mut st.rng, 64);
         let ttls: Vec<i64> = sample
             .iter()
-            .filter_map(|k| db.get(k)?.expire_at)
+            .filter_map(|k| db.get(k)?.expire_at())
             .map(|at| (at - now).max(0))
             .collect();
         let avg = if ttls.is_empty() {

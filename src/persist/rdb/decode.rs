@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::{container, listpack, lzf, types, unsupported_type_name, ziplist, RdbError};
 use crate::store::hash::{self, MAX_LISTPACK_ENTRIES, MAX_LISTPACK_VALUE};
-use crate::store::{Hash, List, Value};
+use crate::store::{Hash, List, Str, Value};
 
 /// What a length prefix holds: a length, or the tag of a special string encoding
 /// (`rdbLoadLenByRef`'s `isencoded`).
@@ -157,7 +157,7 @@ impl<'a> Reader<'a> {
     /// Reads a value of type `ty` (`rdbLoadObject`).
     pub fn read_object(&mut self, ty: u8) -> Result<Value, RdbError> {
         match ty {
-            types::STRING => Ok(Value::Str(to_bytes(self.read_string()?))),
+            types::STRING => Ok(Value::Str(Str::from(&self.read_string()?[..]))),
             types::LIST => {
                 let n = self.read_count()?;
                 let mut l = List::new();
@@ -546,12 +546,12 @@ mod tests {
     /// Values of every shape kura holds, for round trips and corruption tests.
     fn samples() -> Vec<Value> {
         let mut out = vec![
-            Value::Str(Bytes::from_static(b"hello")),
-            Value::Str(Bytes::from_static(b"-7")),
-            Value::Str(Bytes::from(vec![b'z'; 5000])),
-            Value::Str(Bytes::from(
-                (0..3000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
-            )),
+            Value::Str(Bytes::from_static(b"hello").into()),
+            Value::Str(Bytes::from_static(b"-7").into()),
+            Value::Str(Bytes::from(vec![b'z'; 5000]).into()),
+            Value::Str(
+                Bytes::from((0..3000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).into(),
+            ),
         ];
         let mut l = List::new();
         for i in 0..3000 {

@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn footer_round_trip() {
         let p = dump_payload(
-            &Value::Str(Bytes::from_static(b"v1")),
+            &Value::Str(Bytes::from_static(b"v1").into()),
             &WriteOpts::default(),
         );
         assert_eq!(&p[..5], [0, 2, b'v', b'1', 10]);
