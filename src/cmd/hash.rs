@@ -313,29 +313,9 @@ fn hstrlen(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 // ---- HSCAN ----
 
-/// Parses a SCAN cursor as Redis's `parseScanCursorOrReply` does with `strtoul`: an optional
-/// sign (a minus wraps around), decimal digits, nothing else; the empty string is cursor 0.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let (neg, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if arg.is_empty() {
-        return Some(0);
-    }
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for d in digits {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 fn hscan(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let cursor = parse_cursor(&argv[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
+    let cursor =
+        super::keys::parse_cursor(&argv[2]).ok_or_else(|| CmdError::err("invalid cursor"))?;
     let empty = || Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
     let Some(h) = read_hash(ctx, &argv[1])? else {
         return Ok(empty());

@@ -206,7 +206,7 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
 
 /// Parses a SCAN cursor as `parseScanCursorOrReply`: `strtoul` base 10 over the whole
 /// argument (sign allowed, `-n` wraps, empty means 0), no leading space, no overflow.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(arg: &[u8]) -> Option<u64> {
     // The C string ends at the first NUL.
     let arg = arg.split(|&b| b == 0).next().unwrap_or(&[]);
     if arg.is_empty() {
