@@ -48,11 +48,16 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Handlers go in before the listeners: a signal that arrives as soon as kura says it
+        // is ready must still mean a graceful shutdown, not the default kill.
+        let mut sigterm =
+            signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+        let mut sigint =
+            signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
         let mut server = Server::start(config).await.context("cannot start kura")?;
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("cannot install SIGTERM handler")?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT scheduling shutdown"),
+            _ = sigint.recv() => tracing::info!("received SIGINT scheduling shutdown"),
             _ = sigterm.recv() => tracing::info!("received SIGTERM scheduling shutdown"),
             _ = server.shutdown_requested() => tracing::info!("shutdown requested"),
         }
