@@ -319,29 +319,7 @@ fn parse_decimal(neg: bool, s: &[u8]) -> Option<Parsed> {
         return None;
     }
     if i < s.len() {
-        if s[i] != b'e' && s[i] != b'E' {
-            return None;
-        }
-        let mut j = i + 1;
-        let eneg = match s.get(j) {
-            Some(b'-') => {
-                j += 1;
-                true
-            }
-            Some(b'+') => {
-                j += 1;
-                false
-            }
-            _ => false,
-        };
-        if j >= s.len() || !s[j..].iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let mut e: i64 = 0;
-        for c in &s[j..] {
-            e = (e * 10 + (c - b'0') as i64).min(1 << 40);
-        }
-        exp10 += if eneg { -e } else { e };
+        exp10 += parse_exponent(s, i, b"eE")?;
     }
     if digits.is_zero() {
         return Some(Parsed {
@@ -432,29 +410,7 @@ fn parse_hex(neg: bool, s: &[u8]) -> Option<Parsed> {
         return None;
     }
     if i < s.len() {
-        if s[i] != b'p' {
-            return None;
-        }
-        let mut j = i + 1;
-        let eneg = match s.get(j) {
-            Some(b'-') => {
-                j += 1;
-                true
-            }
-            Some(b'+') => {
-                j += 1;
-                false
-            }
-            _ => false,
-        };
-        if j >= s.len() || !s[j..].iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let mut e: i64 = 0;
-        for c in &s[j..] {
-            e = (e * 10 + (c - b'0') as i64).min(1 << 40);
-        }
-        exp2 += if eneg { -e } else { e };
+        exp2 += parse_exponent(s, i, b"p")?;
     }
     let value = from_big(neg, &n, exp2);
     let range_error = !n.is_zero() && matches!(value, Ld::Inf(_) | Ld::Zero(_));
@@ -650,6 +606,34 @@ impl Ld {
         }
         out
     }
+}
+
+/// Parses the exponent part of a number at `s[i..]`: one of `markers`, an optional sign, then
+/// only digits to the end (clamped, as an overflowing exponent only needs to be "huge").
+fn parse_exponent(s: &[u8], i: usize, markers: &[u8]) -> Option<i64> {
+    if !markers.contains(&s[i]) {
+        return None;
+    }
+    let mut j = i + 1;
+    let neg = match s.get(j) {
+        Some(b'-') => {
+            j += 1;
+            true
+        }
+        Some(b'+') => {
+            j += 1;
+            false
+        }
+        _ => false,
+    };
+    if j >= s.len() || !s[j..].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut e: i64 = 0;
+    for c in &s[j..] {
+        e = (e * 10 + (c - b'0') as i64).min(1 << 40);
+    }
+    Some(if neg { -e } else { e })
 }
 
 #[cfg(test)]

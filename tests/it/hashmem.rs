@@ -105,19 +105,11 @@ fn fill(addr: SocketAddr, command: fn(usize) -> Vec<u8>) {
     reader.join().expect("reader");
 }
 
-fn used_memory(c: &mut Raw) -> u64 {
-    let info = c.cmd(&["INFO", "memory"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Fills an empty server with `command` and returns its `used_memory` growth, then empties
 /// it again.
 fn delta(addr: SocketAddr, command: fn(usize) -> Vec<u8>, encoding: &str) -> u64 {
     let mut c = Raw::connect(addr);
-    let before = used_memory(&mut c);
+    let before = c.used_memory();
     fill(addr, command);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(c.cmd(&["DBSIZE"]), format!(":{N}\r\n"));
@@ -125,7 +117,7 @@ fn delta(addr: SocketAddr, command: fn(usize) -> Vec<u8>, encoding: &str) -> u64
         c.cmd(&["OBJECT", "ENCODING", &key(0)]),
         format!("${}\r\n{encoding}\r\n", encoding.len())
     );
-    let grown = used_memory(&mut c).saturating_sub(before);
+    let grown = c.used_memory().saturating_sub(before);
     assert_eq!(c.cmd(&["FLUSHALL", "SYNC"]), "+OK\r\n");
     std::thread::sleep(Duration::from_millis(200));
     grown

@@ -302,14 +302,6 @@ pub fn fill(addr: std::net::SocketAddr, n: usize, size: usize) {
     reader.join().expect("reader");
 }
 
-fn used_memory(c: &mut Raw) -> u64 {
-    let info = c.cmd(&["INFO", "memory"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// The list memory budget: records cost no more in kura than in redis-server. Measured
 /// on the process allocator, so it runs alone: `cargo test --test it memory -- --ignored`.
 #[test]
@@ -320,9 +312,9 @@ fn records_take_no_more_memory_than_redis() {
     };
     const N: usize = 1_000_000;
     let mut r = redis.client();
-    let before = used_memory(&mut r);
+    let before = r.used_memory();
     fill(redis.addr, N, 200);
-    let redis_delta = used_memory(&mut r) - before;
+    let redis_delta = r.used_memory() - before;
 
     let process = kura::memory::allocated();
     let k = Kura::start();

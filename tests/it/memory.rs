@@ -3,14 +3,6 @@
 use crate::lists::fill;
 use crate::support::{KuraProcess, Raw};
 
-fn info_field(c: &mut Raw, field: &str) -> u64 {
-    let info = c.cmd(&["INFO", "memory"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("INFO memory has no {field}"))
-}
-
 fn rss_bytes(pid: u32) -> u64 {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).expect("statm");
     let pages: u64 = statm
@@ -29,11 +21,11 @@ fn used_memory_tracks_rss() {
     let k = KuraProcess::start(&[]);
     let mut c = Raw::connect(k.addr);
     let pid = k.child.id();
-    let (used0, rss0) = (info_field(&mut c, "used_memory"), rss_bytes(pid));
+    let (used0, rss0) = (c.used_memory(), rss_bytes(pid));
     fill(k.addr, 2_000_000, 200);
     // Let the cron refresh the cached figure.
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let used = info_field(&mut c, "used_memory") - used0;
+    let used = c.used_memory() - used0;
     let rss = rss_bytes(pid) - rss0;
     let ratio = used as f64 / rss as f64;
     eprintln!("used_memory grew {used} bytes, RSS grew {rss} bytes: ratio {ratio:.3}");

@@ -266,6 +266,15 @@ impl Raw {
         Ok(())
     }
 
+    /// Returns INFO memory's `used_memory` (a test with no such field fails here).
+    pub fn used_memory(&mut self) -> u64 {
+        let info = self.cmd(&["INFO", "memory"]);
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("INFO memory has used_memory")
+    }
+
     /// Reports whether the server closed the connection (reads EOF within `wait`).
     pub fn is_closed(&mut self, wait: Duration) -> bool {
         self.stream.set_read_timeout(Some(wait)).expect("timeout");
