@@ -20,6 +20,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod cron;
+pub mod forward;
 pub mod memory;
 pub mod persist;
 pub mod replication;
