@@ -2,4 +2,5 @@
 //! framing, modes, handshake, acks and heartbeats, and the mapping of chunks to commands
 //! that run through the one write path.
 
+pub mod handshake;
 pub mod msgpack;
