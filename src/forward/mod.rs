@@ -3,3 +3,7 @@
 //! that run through the one write path.
 
 pub mod msgpack;
+pub mod pattern;
+pub mod route;
+pub mod strftime;
+pub mod template;
