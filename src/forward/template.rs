@@ -142,15 +142,6 @@ fn parse_placeholder(name: &str) -> Option<TagRef> {
     }
 }
 
-/// Splits a tag as Ruby's `tag.split('.')` does: empty parts kept, except trailing ones.
-fn tag_parts(tag: &[u8]) -> Vec<&[u8]> {
-    let mut parts: Vec<&[u8]> = tag.split(|&c| c == b'.').collect();
-    while parts.last().is_some_and(|p| p.is_empty()) {
-        parts.pop();
-    }
-    parts
-}
-
 /// Resolves a Ruby array index (negative counts from the end) against `len`.
 fn ruby_index(n: i64, len: usize) -> Option<usize> {
     let len = i64::try_from(len).ok()?;
@@ -158,6 +149,9 @@ fn ruby_index(n: i64, len: usize) -> Option<usize> {
     (0..len).contains(&i).then_some(i as usize)
 }
 
+/// Appends the tag piece `r` names. The parts are Ruby's `tag.split('.')`: empty parts
+/// kept, trailing ones dropped, so the parts are those of the tag without its trailing
+/// dots, and a prefix or suffix (parts joined with dots) is a slice of it: no allocation.
 fn render_tag(r: TagRef, tag: &[u8], out: &mut Vec<u8>) {
     let n = match r {
         TagRef::Whole => {
@@ -166,21 +160,29 @@ fn render_tag(r: TagRef, tag: &[u8], out: &mut Vec<u8>) {
         }
         TagRef::Part(n) | TagRef::Prefix(n) | TagRef::Suffix(n) => n,
     };
-    let parts = tag_parts(tag);
-    let Some(i) = ruby_index(n, parts.len()) else {
+    let end = tag.iter().rposition(|&c| c != b'.').map_or(0, |p| p + 1);
+    let t = &tag[..end];
+    if t.is_empty() {
+        return;
+    }
+    let count = t.iter().filter(|&&c| c == b'.').count() + 1;
+    let Some(i) = ruby_index(n, count) else {
         return;
     };
-    let range = match r {
-        TagRef::Prefix(_) => 0..i + 1,
-        TagRef::Suffix(_) => i..parts.len(),
-        _ => i..i + 1,
-    };
-    for (k, part) in parts[range].iter().enumerate() {
-        if k > 0 {
-            out.push(b'.');
-        }
-        out.extend_from_slice(part);
+    // Byte bounds of part `i`.
+    let mut start = 0;
+    for part in t.split(|&c| c == b'.').take(i) {
+        start += part.len() + 1;
     }
+    let stop = t[start..]
+        .iter()
+        .position(|&c| c == b'.')
+        .map_or(t.len(), |p| start + p);
+    out.extend_from_slice(match r {
+        TagRef::Prefix(_) => &t[..stop],
+        TagRef::Suffix(_) => &t[start..],
+        _ => &t[start..stop],
+    });
 }
 
 #[cfg(test)]
@@ -228,6 +230,14 @@ mod tests {
         // Ruby's split: inner empty parts kept, trailing ones dropped.
         assert_eq!(r("${tag_parts[1]}|${tag_parts[-1]}", "a..b."), "|b");
         assert_eq!(r("${tag_parts[0]}|${tag_suffix[0]}", ""), "|");
+        assert_eq!(r("${tag_parts[0]}|${tag_prefix[-1]}", "..."), "|");
+        assert_eq!(
+            r(
+                "${tag_prefix[1]}|${tag_suffix[1]}|${tag_parts[-2]}",
+                "a..b.c."
+            ),
+            "a.|.b.c|b"
+        );
     }
 
     #[test]
