@@ -4,9 +4,13 @@
 //! Every setting Redis also has uses Redis's own name and value syntax (`port`, `save`,
 //! `maxmemory 1gb`, `appendonly yes`, `replicaof "host port"`), in the file, on the command line
 //! (`--port 6380`) and in `CONFIG`. All three go through one table of parameters, so a name means
-//! the same thing everywhere and an unknown name is an error that says which.
+//! the same thing everywhere and an unknown name is an error that says which. The forward
+//! door's `[[forward.route]]` and `[[forward.user]]` arrays of tables are not parameters:
+//! `forward::route` reads and writes them, and `validate` compiles the routes.
 
 use std::path::{Path, PathBuf};
+
+use crate::forward::route::{self, ForwardUser, Route, Router};
 
 /// A configuration problem, naming the setting at fault.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -72,6 +76,26 @@ pub struct ForwardConfig {
     pub chunk_size_limit: u64,
     /// Ack policy.
     pub ack_after: AckAfter,
+    /// Most simultaneous forward connections (fluentd has no limit; kura bounds memory).
+    pub max_connections: usize,
+    /// Close connections idle for this many seconds (0 = never).
+    pub idle_timeout: u64,
+    /// Largest decompressed size of one compressed chunk (fluentd's gzip/zstd bomb cap).
+    pub decompression_size_limit: u64,
+    /// Seconds an acked chunk id is remembered, so a resend is acked without storing twice
+    /// (0 disables).
+    pub dedup_window: u64,
+    /// Most chunk ids remembered for deduplication.
+    pub dedup_max_chunks: usize,
+    /// Close each connection after its first message (fluentd's `deny_keepalive`).
+    pub deny_keepalive: bool,
+    /// Drop events with a bad time or record instead of refusing the chunk (fluentd's
+    /// `skip_invalid_event`, default true since v1.19).
+    pub skip_invalid_event: bool,
+    /// `[[forward.route]]` tables, tried in order.
+    pub routes: Vec<Route>,
+    /// `[[forward.user]]` tables for the handshake's user auth.
+    pub users: Vec<ForwardUser>,
 }
 
 impl Default for ForwardConfig {
@@ -83,6 +107,15 @@ impl Default for ForwardConfig {
             self_hostname: "kura".into(),
             chunk_size_limit: 16 * 1024 * 1024,
             ack_after: AckAfter::Applied,
+            max_connections: 1024,
+            idle_timeout: 600,
+            decompression_size_limit: 256 * 1024 * 1024,
+            dedup_window: 600,
+            dedup_max_chunks: 100_000,
+            deny_keepalive: false,
+            skip_invalid_event: true,
+            routes: vec![Route::default()],
+            users: Vec::new(),
         }
     }
 }
@@ -756,6 +789,55 @@ pub static PARAMS: &[Param] = &[
         }
     ),
     param!(
+        "forward.max_connections",
+        Immutable,
+        Int,
+        |c| c.forward.max_connections.to_string(),
+        |c, v| c.forward.max_connections = fit(int_in(v, 1, INT_MAX)?)?
+    ),
+    param!(
+        "forward.idle_timeout",
+        Immutable,
+        Int,
+        |c| c.forward.idle_timeout.to_string(),
+        |c, v| c.forward.idle_timeout = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "forward.decompression_size_limit",
+        Immutable,
+        Int,
+        |c| c.forward.decompression_size_limit.to_string(),
+        |c, v| c.forward.decompression_size_limit = memory_in(v, 1, LONG_MAX as u64)?
+    ),
+    param!(
+        "forward.dedup_window",
+        Immutable,
+        Int,
+        |c| c.forward.dedup_window.to_string(),
+        |c, v| c.forward.dedup_window = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "forward.dedup_max_chunks",
+        Immutable,
+        Int,
+        |c| c.forward.dedup_max_chunks.to_string(),
+        |c, v| c.forward.dedup_max_chunks = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "forward.deny_keepalive",
+        Immutable,
+        Bool,
+        |c| yes_no(c.forward.deny_keepalive),
+        |c, v| c.forward.deny_keepalive = parse_bool(v)?
+    ),
+    param!(
+        "forward.skip_invalid_event",
+        Immutable,
+        Bool,
+        |c| yes_no(c.forward.skip_invalid_event),
+        |c, v| c.forward.skip_invalid_event = parse_bool(v)?
+    ),
+    param!(
         "http.bind",
         Immutable,
         Str,
@@ -825,9 +907,20 @@ impl Config {
         let mut anchors: Vec<(String, Option<usize>)> = vec![(String::new(), None)];
         // Open brackets of a multi-line array being replaced: its lines are dropped.
         let mut depth = 0i32;
+        // Open brackets of a multi-line value of a key that is not a setting (an inline
+        // `route = [ … ]` array): its lines are kept, and nothing is inserted inside it.
+        let mut kept = 0i32;
         for line in old.lines() {
             if depth > 0 {
                 depth += scan_toml(line).0;
+                continue;
+            }
+            if kept > 0 {
+                kept += scan_toml(line).0;
+                out.push(line.to_string());
+                if let Some(a) = anchors.iter_mut().rev().find(|(t, _)| *t == table) {
+                    a.1 = Some(out.len() - 1);
+                }
                 continue;
             }
             let trimmed = line.trim();
@@ -865,7 +958,11 @@ impl Config {
                     ));
                     seen.insert(p.name);
                 }
-                None => out.push(line.to_string()),
+                None => {
+                    let value_part = trimmed.split_once('=').map_or("", |(_, v)| v);
+                    kept = scan_toml(value_part).0.max(0);
+                    out.push(line.to_string());
+                }
             }
             if let Some(a) = anchors.iter_mut().rev().find(|(t, _)| *t == table) {
                 a.1 = Some(out.len() - 1);
@@ -908,13 +1005,30 @@ impl Config {
             out.push(format!("[{t}]"));
             out.extend(lines);
         }
+        // Routes and users cannot change at run time, so the file's own tables (kept above
+        // line by line, as unknown keys of the `[forward.route]` "table") are the running
+        // ones. Only when the file lacks them (deleted, or loaded from elsewhere) are they
+        // written out, after everything else: array tables may follow any table.
+        let file_has = |what: &str| {
+            old.parse::<toml::Table>()
+                .ok()
+                .and_then(|t| t.get("forward")?.get(what).map(|_| ()))
+                .is_some()
+        };
+        if self.forward.routes != defaults.forward.routes && !file_has("route") {
+            out.extend(route::routes_to_toml(&self.forward.routes));
+        }
+        if self.forward.users != defaults.forward.users && !file_has("user") {
+            out.extend(route::users_to_toml(&self.forward.users));
+        }
         let mut text = out.join("\n");
         text.push('\n');
         text
     }
 
     /// Applies a TOML document: top-level keys are Redis settings, `[forward]` and `[http]`
-    /// tables hold those doors' settings.
+    /// tables hold those doors' settings. `[[forward.route]]` and `[[forward.user]]` tables,
+    /// when given, replace the whole list (the default route included).
     pub fn apply_toml(&mut self, text: &str) -> Result<(), ConfigError> {
         let table: toml::Table = text
             .parse()
@@ -926,6 +1040,17 @@ impl Config {
             match (key.as_str(), value) {
                 ("forward" | "http", toml::Value::Table(t)) => {
                     for (k, v) in t {
+                        match (key.as_str(), k.as_str()) {
+                            ("forward", "route") => {
+                                self.forward.routes = route::routes_from_toml(v)?;
+                                continue;
+                            }
+                            ("forward", "user") => {
+                                self.forward.users = route::users_from_toml(v)?;
+                                continue;
+                            }
+                            _ => {}
+                        }
                         self.set(
                             &format!("{key}.{k}"),
                             &toml_scalar(&format!("{key}.{k}"), v)?,
@@ -1034,6 +1159,41 @@ impl Config {
             return Err(ConfigError::Validation(
                 "forward.ack_after other than 'applied' needs the AOF and replication, \
                  which this build does not have yet"
+                    .into(),
+            ));
+        }
+        self.validate_forward_tables()
+    }
+
+    /// Checks `[[forward.route]]` and `[[forward.user]]`: every route compiles (pattern, key
+    /// template, time format, time zone) and names an existing database.
+    fn validate_forward_tables(&self) -> Result<(), ConfigError> {
+        let f = &self.forward;
+        if f.routes.is_empty() {
+            return Err(ConfigError::Validation(
+                "forward.route is empty: every forwarded record would be dropped \
+                 (keep a catch-all route with match = \"**\")"
+                    .into(),
+            ));
+        }
+        Router::new(&f.routes).map_err(|e| ConfigError::Validation(e.to_string()))?;
+        if let Some((i, r)) = f
+            .routes
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.db >= self.databases)
+        {
+            return Err(ConfigError::Validation(format!(
+                "forward.route[{}]: db {} is out of range (databases is {})",
+                i + 1,
+                r.db,
+                self.databases
+            )));
+        }
+        if !f.users.is_empty() && f.shared_key.is_empty() {
+            return Err(ConfigError::Validation(
+                "forward.user needs forward.shared_key: users authenticate inside the \
+                 shared-key handshake"
                     .into(),
             ));
         }
@@ -1207,6 +1367,264 @@ mod tests {
         back.apply_toml(&new).unwrap();
         assert_eq!(back.save, vec![(60, 5)]);
         assert_eq!(back.forward.port, 7000);
+    }
+
+    /// Uncomments the marked example block of `deploy/kura.toml` (`# ` lines become TOML,
+    /// `##` lines stay comments).
+    fn uncomment_examples(text: &str) -> String {
+        let begin = "# ---- BEGIN EXAMPLE ROUTES ----";
+        let end = "# ---- END EXAMPLE ROUTES ----";
+        let (head, rest) = text.split_once(begin).expect("begin marker");
+        let (block, tail) = rest.split_once(end).expect("end marker");
+        let block: Vec<&str> = block
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(code) if !l.starts_with("##") => code,
+                _ => l,
+            })
+            .collect();
+        format!("{head}{}\n{tail}", block.join("\n"))
+    }
+
+    #[test]
+    fn example_routes_parse_and_route() {
+        use crate::forward::route::{RecordFormat, RouteMode};
+        let text = uncomment_examples(include_str!("../deploy/kura.toml"));
+        let mut cfg = Config::default();
+        cfg.apply_toml(&text).expect("the example routes parse");
+        cfg.validate().expect("the example routes validate");
+        let r = &cfg.forward.routes;
+        assert_eq!(r.len(), 5, "four examples and the catch-all");
+        assert_eq!(
+            r[0],
+            Route {
+                pattern: "app.**".into(),
+                key: "logs:${tag}:%Y%m%d".into(),
+                maxlen: 1_000_000,
+                ttl: 604_800,
+                ..Route::default()
+            }
+        );
+        assert_eq!(
+            r[1],
+            Route {
+                pattern: "metrics.*".into(),
+                mode: RouteMode::Hash,
+                key: "${tag}.%s".into(),
+                ..Route::default()
+            }
+        );
+        assert_eq!(
+            r[2],
+            Route {
+                pattern: "audit".into(),
+                key: "audit".into(),
+                format: RecordFormat::Msgpack,
+                publish: true,
+                db: 1,
+                ..Route::default()
+            }
+        );
+        assert_eq!(
+            r[3],
+            Route {
+                pattern: "{nginx,apache}.access **.error".into(),
+                key: "web:${tag_parts[0]}:%Y-%m-%d".into(),
+                time_format: "%Y-%m-%dT%H:%M:%S.%L%:z".into(),
+                timezone: "+09:00".into(),
+                ..Route::default()
+            }
+        );
+        assert_eq!(r[4], Route::default());
+        // The examples route as their comments say (event time 2015-09-07T20:00:00Z).
+        let router = Router::new(r).unwrap();
+        let place = |tag: &str| {
+            let route = router.find(tag.as_bytes()).unwrap();
+            let mut key = Vec::new();
+            route.key.render(tag.as_bytes(), 1_441_656_000, &mut key);
+            (String::from_utf8(key).unwrap(), route.db)
+        };
+        assert_eq!(place("app.web"), ("logs:app.web:20150907".into(), 0));
+        assert_eq!(place("metrics.cpu"), ("metrics.cpu.1441656000".into(), 0));
+        assert_eq!(place("audit"), ("audit".into(), 1));
+        assert_eq!(place("nginx.access"), ("web:nginx:2015-09-08".into(), 0));
+        assert_eq!(place("db.main.error"), ("web:db:2015-09-08".into(), 0));
+        assert_eq!(place("nginx.error.x"), ("nginx.error.x".into(), 0));
+        assert_eq!(place("other"), ("other".into(), 0));
+    }
+
+    #[test]
+    fn example_file_documents_routes() {
+        let text = include_str!("../deploy/kura.toml");
+        for key in route::ROUTE_KEYS {
+            assert!(
+                text.contains(&format!("\n{key} = ")) && text.contains(&format!("#   {key} ")),
+                "deploy/kura.toml does not document route key {key}"
+            );
+        }
+        // The users example is valid once uncommented (it needs a shared key).
+        let users = text
+            .split_once("# ---- users ----")
+            .unwrap()
+            .1
+            .split("\n[")
+            .next()
+            .unwrap();
+        let users: String = users
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.starts_with('[') || l.contains(" = "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut cfg = Config::default();
+        cfg.apply_toml(&format!("[forward]\nshared_key = \"k\"\n{users}"))
+            .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.forward.users,
+            vec![ForwardUser {
+                username: "fluentd".into(),
+                password: "change-me".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn forward_settings() {
+        let mut cfg = Config::default();
+        cfg.apply_toml(
+            "[forward]\nmax_connections = 10\nidle_timeout = 0\n\
+             decompression_size_limit = \"1mb\"\ndedup_window = 0\ndedup_max_chunks = 5\n\
+             deny_keepalive = true\nskip_invalid_event = \"no\"\n",
+        )
+        .unwrap();
+        let f = &cfg.forward;
+        assert_eq!(
+            (
+                f.max_connections,
+                f.idle_timeout,
+                f.decompression_size_limit
+            ),
+            (10, 0, 1 << 20)
+        );
+        assert_eq!((f.dedup_window, f.dedup_max_chunks), (0, 5));
+        assert!(f.deny_keepalive && !f.skip_invalid_event);
+        assert_eq!(cfg.get("forward.deny_keepalive").as_deref(), Some("yes"));
+        assert_eq!(
+            Config::default()
+                .get("forward.decompression_size_limit")
+                .as_deref(),
+            Some("268435456")
+        );
+        assert!(cfg.set("forward.max_connections", "0").is_err());
+    }
+
+    #[test]
+    fn routes_replace_the_default_and_errors_are_named() {
+        let mut cfg = Config::default();
+        cfg.apply_toml("[[forward.route]]\nmatch = \"a.*\"\n")
+            .unwrap();
+        assert_eq!(cfg.forward.routes.len(), 1);
+        assert_eq!(cfg.forward.routes[0].pattern, "a.*");
+        assert_eq!(
+            Config::default().apply_toml("[[forward.route]]\n[[forward.route]]\nmtch = 1\n"),
+            Err(ConfigError::Unknown("forward.route[2].mtch".into()))
+        );
+        assert_eq!(
+            Config::default()
+                .apply_toml("[[forward.user]]\nusername = \"u\"\npassword = \"p\"\nuid = 1\n"),
+            Err(ConfigError::Unknown("forward.user[1].uid".into()))
+        );
+        let invalid = |toml: &str| {
+            let mut cfg = Config::default();
+            cfg.apply_toml(toml).unwrap();
+            match cfg.validate() {
+                Err(ConfigError::Validation(m)) => m,
+                other => panic!("{toml}: {other:?}"),
+            }
+        };
+        assert_eq!(
+            invalid("[[forward.route]]\n[[forward.route]]\ndb = 16\n"),
+            "forward.route[2]: db 16 is out of range (databases is 16)"
+        );
+        assert!(invalid("[[forward.route]]\nkey = \"${host}\"\n")
+            .starts_with("forward.route[1]: key \"${host}\": unknown placeholder '${host}'"));
+        assert!(invalid("[[forward.route]]\ntimezone = \"Asia/Tokyo\"\n")
+            .starts_with("forward.route[1]: timezone \"Asia/Tokyo\""));
+        assert!(invalid("[[forward.route]]\nmode = \"hash\"\nmaxlen = 5\n")
+            .contains("maxlen applies to list routes only"));
+        assert!(invalid("[forward]\nroute = []\n").starts_with("forward.route is empty"));
+        assert!(
+            invalid("[[forward.user]]\nusername = \"u\"\npassword = \"p\"\n")
+                .starts_with("forward.user needs forward.shared_key")
+        );
+        let mut cfg = Config::default();
+        cfg.apply_toml("databases = 32\n[[forward.route]]\ndb = 31\n")
+            .unwrap();
+        cfg.validate().unwrap();
+    }
+
+    #[test]
+    fn rewrite_keeps_route_and_user_tables() {
+        let old = "port = 6379\n\n[forward]\n# door\nport = 24224\n\n\
+                   # specific first\n[[forward.route]]\nmatch = \"app.{a,b}.**\"  # apps\n\
+                   key = \"logs:${tag}:%Y%m%d\"\nmaxlen = 10\nport = 1\n\n\
+                   [[forward.route]]\n\n[[forward.user]]\nusername = \"u\"\n\
+                   password = \"p\"\n\n[http]\nport = 9121\n";
+        let fixed = old.replace("maxlen = 10\nport = 1\n", "maxlen = 10\n");
+        let mut cfg = Config::default();
+        cfg.apply_toml(&fixed).unwrap();
+        cfg.set("forward.idle_timeout", "5").unwrap();
+        let mut moved = cfg.clone();
+        moved.set("forward.port", "7000").unwrap();
+        // Route and user lines are untouched, even a key named like a [forward] setting
+        // (`port` here, which a route does not accept but rewrite must not touch).
+        let new = moved.rewrite_toml(old);
+        assert!(
+            new.contains(
+                "# specific first\n[[forward.route]]\nmatch = \"app.{a,b}.**\"  # apps\n\
+                 key = \"logs:${tag}:%Y%m%d\"\nmaxlen = 10\nport = 1\n"
+            ),
+            "{new}"
+        );
+        assert!(
+            new.contains("[forward]\n# door\nport = 7000\nidle_timeout = 5\n"),
+            "{new}"
+        );
+        // An inline array of routes stays whole: the missing setting goes after it.
+        let inline = "[forward]\nport = 24224\nroute = [\n  { match = \"a\", ttl = 5 },\n  \
+                      { key = \"k\" },\n]\n";
+        let mut cfg2 = Config::default();
+        cfg2.apply_toml(inline).unwrap();
+        cfg2.set("forward.idle_timeout", "5").unwrap();
+        let new = cfg2.rewrite_toml(inline);
+        assert_eq!(new, format!("{inline}idle_timeout = 5\n"));
+        let mut back = Config::default();
+        back.apply_toml(&new).unwrap();
+        assert_eq!(back, cfg2);
+
+        let new = cfg.rewrite_toml(&fixed);
+        let mut back = Config::default();
+        back.apply_toml(&new).unwrap();
+        assert_eq!(back, cfg);
+        assert_eq!(
+            cfg.rewrite_toml(&new),
+            new,
+            "rewriting again changes nothing"
+        );
+
+        // A file without the tables (deleted since start) gets them appended, after a new
+        // [forward] table of settings, and reads back the same.
+        for base in ["", "[forward]\nport = 24224\n", "[http]\nport = 1\n"] {
+            let new = cfg.rewrite_toml(base);
+            let mut back = Config::default();
+            back.apply_toml(&new)
+                .unwrap_or_else(|e| panic!("{e}\n{new}"));
+            if base.starts_with("[http]") {
+                back.http.port = 9121;
+            }
+            assert_eq!(back, cfg, "{new}");
+        }
     }
 
     #[test]

@@ -4,3 +4,7 @@
 
 pub mod handshake;
 pub mod msgpack;
+pub mod pattern;
+pub mod route;
+pub mod strftime;
+pub mod template;
