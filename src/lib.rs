@@ -22,6 +22,7 @@ pub mod config;
 pub mod cron;
 pub mod forward;
 pub mod memory;
+pub mod metrics;
 pub mod persist;
 pub mod replication;
 pub mod resp;

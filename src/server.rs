@@ -19,6 +19,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The forward door could not start.
+    #[error(transparent)]
+    Forward(#[from] crate::forward::ForwardError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -38,6 +41,9 @@ pub struct RunningServer {
     pub resp_addr: SocketAddr,
     /// Every RESP listener address.
     pub resp_addrs: Vec<SocketAddr>,
+    /// Where the forward door listens (TCP, and UDP heartbeats on the same port);
+    /// `None` when `[forward] bind` is empty.
+    pub forward_addr: Option<SocketAddr>,
     /// Shared state, for tests and the other doors.
     pub state: Arc<ServerState>,
     shutdown_rx: watch::Receiver<bool>,
@@ -76,12 +82,18 @@ impl Server {
         if let Some(a) = resp_addrs.first() {
             state.tcp_port.store(a.port() as usize, Ordering::Relaxed);
         }
+        let forward_addr =
+            crate::forward::start(state.clone(), config.forward.clone(), drain_tx.clone()).await?;
+        if let Some(addr) = forward_addr {
+            info!(%addr, "forward door listening tcp and udp");
+        }
         tokio::spawn(crate::cron::run(state.clone(), drain_tx.clone()));
         info!(addrs = ?resp_addrs, "ready to accept connections tcp");
         let shutdown_rx = state.shutdown_tx.subscribe();
         Ok(RunningServer {
             resp_addr: resp_addrs[0],
             resp_addrs,
+            forward_addr,
             state,
             shutdown_rx,
             drain_rx,
@@ -128,7 +140,7 @@ impl RunningServer {
 const TCP_BACKLOG: u32 = 511;
 
 /// Binds `addr` (host:port, names resolved) with `SO_REUSEADDR`, as Redis's `anetTcpServer`.
-async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+pub(crate) async fn listen(addr: &str) -> std::io::Result<TcpListener> {
     let mut last_err = None;
     for sa in tokio::net::lookup_host(addr).await? {
         let socket = if sa.is_ipv4() {

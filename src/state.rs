@@ -211,6 +211,8 @@ pub struct ServerState {
     pub config: RwLock<Config>,
     /// The data and the write path.
     pub engine: Engine,
+    /// Prometheus families, in a registry of this server's own.
+    pub metrics: crate::metrics::Metrics,
     /// Time source.
     pub clock: Clock,
     /// Connected clients.
@@ -271,6 +273,7 @@ impl ServerState {
             monitor_count: AtomicUsize::new(0),
             config: RwLock::new(config),
             engine,
+            metrics: crate::metrics::Metrics::new(),
             clock,
             clients: Clients::default(),
             pubsub: Mutex::new(Registry::default()),

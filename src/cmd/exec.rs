@@ -539,6 +539,13 @@ pub fn execute_batch(
     let mut sess = Session::internal(origin, db);
     let mut st = srv.engine.lock();
     let mut replies = Vec::with_capacity(batch.len());
+    // A forward chunk reaches replicas and the AOF as one MULTI/EXEC, as Redis propagates
+    // an EXEC: a replica never applies half a chunk, and an AOF cut by a crash inside one
+    // loses the whole (unacked) chunk rather than storing part of it twice on resend.
+    let atomic = origin == Origin::Forward && batch.len() > 1;
+    if atomic {
+        st.stream.begin_transaction();
+    }
     for argv in batch {
         if argv.is_empty() {
             continue;
@@ -549,6 +556,13 @@ pub fn execute_batch(
                 replies.push(out.reply);
             }
             Err((text, _)) => replies.push(Reply::Error(text)),
+        }
+    }
+    if atomic {
+        st.stream.end_transaction();
+        if st.blocked.has_pending() {
+            let now = srv.clock.now_ms();
+            super::blocking::serve_ready(srv, &mut st, Vec::new(), now);
         }
     }
     let offset = st.stream.offset();

@@ -276,6 +276,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one item (a container's header only).
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Value<'a>, Error> {
         let b = self.rest();
         let h = header(b)?;

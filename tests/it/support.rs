@@ -16,6 +16,8 @@ use kura::{Config, Server};
 pub struct Kura {
     /// RESP address.
     pub addr: SocketAddr,
+    /// Forward door address (TCP, and UDP heartbeats on the same port).
+    pub forward: SocketAddr,
     /// Shared state (clock, engine) for white-box checks.
     pub state: Arc<ServerState>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -32,6 +34,7 @@ impl Kura {
             save: vec![],
             ..Config::default()
         };
+        cfg.forward.port = 0;
         tweak(&mut cfg);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -40,6 +43,7 @@ impl Kura {
             .expect("runtime");
         let running = runtime.block_on(Server::start(cfg)).expect("kura starts");
         let addr = running.resp_addr;
+        let forward = running.forward_addr.unwrap_or(addr);
         let state = running.state.clone();
         // Keep the handle alive inside the runtime so the drain channel stays open.
         runtime.spawn(async move {
@@ -49,6 +53,7 @@ impl Kura {
         });
         Kura {
             addr,
+            forward,
             state,
             runtime: Some(runtime),
             _dir: dir,

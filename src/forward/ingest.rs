@@ -1,0 +1,229 @@
+//! One complete request, from bytes to a verdict: decode, map, deduplicate, store through
+//! the one write path, and decide the ack (`shared/spec/fluent.md` §1.5, §1.9, §2.3–2.5).
+//!
+//! What happens to each kind of request:
+//! - `nil`: a health check, ignored silently (fluentd, Vector);
+//! - a non-array or malformed request: logged (rate-limited), counted, not acked; the
+//!   connection continues because the framing is intact;
+//! - invalid events inside a good request: dropped and counted (`skip_invalid_event`,
+//!   fluentd's default since 1.19), the rest stored and the request acked;
+//! - a resend of a chunk id stored within the dedup window: acked, not stored again;
+//! - a store that refuses for now (memory limit): no ack, and the connection stops
+//!   reading and retries the same request later (TCP back-pressure, not buffering);
+//! - a replica: no ack, the connection closes so the sender fails over to the master.
+
+use bytes::Bytes;
+
+use super::mapping::{map_events, message_event, stream_events, Mapped};
+use super::message::{decode, decompress, Body, DecodeError};
+use super::{ack, Forward};
+use crate::cmd::exec::execute_batch;
+use crate::cmd::{Origin, Reply};
+
+/// What the connection does after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to write (no ack asked, or the request was dropped).
+    Silent,
+    /// Write this ack.
+    Ack(Vec<u8>),
+    /// The store refused for now: keep the request, stop reading, try again later.
+    Retry(&'static str),
+    /// Close the connection, logging why.
+    Close(String),
+}
+
+/// Handles one complete frame.
+pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
+    let m = &fwd.srv.metrics.forward;
+    m.bytes.inc_by(frame.len() as u64);
+    if frame.first() == Some(&0xc0) && frame.len() == 1 {
+        return Verdict::Silent;
+    }
+    let req = match decode(&frame) {
+        Ok(r) => r,
+        Err(e) => return malformed(fwd, &e),
+    };
+    m.chunks.inc();
+    let ack = |chunk: &Option<Bytes>| match chunk {
+        Some(id) => {
+            m.acks.inc();
+            Verdict::Ack(ack::ack_bytes(id))
+        }
+        None => Verdict::Silent,
+    };
+    if req.options.fluent_signal != 0 {
+        // Metrics, traces, blobs, profiles (v1.5): kura stores logs. Acked so the sender
+        // does not resend forever; counted and logged so the loss is visible.
+        m.rejected.with_label_values(&["unsupported_signal"]).inc();
+        fwd.warn(
+            "unsupported_signal",
+            format_args!(
+                "dropping a forward request with fluent_signal {}: kura stores logs only",
+                req.options.fluent_signal
+            ),
+        );
+        return ack(&req.options.chunk);
+    }
+    let Some(route) = fwd.router.find(&req.tag) else {
+        m.rejected.with_label_values(&["no_route"]).inc();
+        fwd.warn(
+            "no_route",
+            format_args!(
+                "no [[forward.route]] matches tag {:?}: events dropped",
+                String::from_utf8_lossy(&req.tag)
+            ),
+        );
+        return ack(&req.options.chunk);
+    };
+    let now_ms = fwd.srv.clock.now_ms();
+    let mapped: Mapped = match &req.body {
+        Body::Message(event) => map_events(route, &req.tag, message_event(event), now_ms, &fwd.seq),
+        Body::Entries {
+            stream,
+            compression,
+        } => {
+            let inflated;
+            let raw: &[u8] = match *compression {
+                super::message::Compression::None => stream,
+                c => match decompress(stream, c, fwd.decompression_limit) {
+                    Ok(v) => {
+                        inflated = v;
+                        &inflated
+                    }
+                    Err(e) => return malformed(fwd, &e),
+                },
+            };
+            let mut corrupt = None;
+            let mapped = map_events(
+                route,
+                &req.tag,
+                stream_events(raw, &mut corrupt),
+                now_ms,
+                &fwd.seq,
+            );
+            if let Some(e) = corrupt {
+                return malformed(fwd, &DecodeError::Corrupt(e));
+            }
+            mapped
+        }
+    };
+    if mapped.invalid > 0 {
+        m.invalid_events.inc_by(mapped.invalid);
+        fwd.warn(
+            "invalid_event",
+            format_args!(
+                "{} invalid event(s) in a request of tag {:?}{}",
+                mapped.invalid,
+                String::from_utf8_lossy(&req.tag),
+                if fwd.skip_invalid_event {
+                    ": dropped, the rest stored"
+                } else {
+                    ": request refused (skip_invalid_event is off)"
+                }
+            ),
+        );
+        if !fwd.skip_invalid_event {
+            m.decode_errors.with_label_values(&["invalid_event"]).inc();
+            return Verdict::Silent;
+        }
+    }
+    store(fwd, &req.tag, &req.options.chunk, route.db, mapped, now_ms)
+}
+
+/// Stores a mapped request (unless its chunk id was stored already) and decides the ack.
+fn store(
+    fwd: &Forward,
+    tag: &[u8],
+    chunk: &Option<Bytes>,
+    db: usize,
+    mapped: Mapped,
+    now_ms: i64,
+) -> Verdict {
+    let m = &fwd.srv.metrics.forward;
+    if fwd.srv.is_read_only_replica() {
+        m.rejected.with_label_values(&["readonly"]).inc();
+        return Verdict::Close(
+            "this server is a read-only replica: forward to the master instead".into(),
+        );
+    }
+    if fwd.srv.over_maxmemory() {
+        m.rejected.with_label_values(&["oom"]).inc();
+        return Verdict::Retry("oom");
+    }
+    // Check, store and remember under one lock, so a resend racing its original on
+    // another connection is either stored once or recognised.
+    let mut dedup = match fwd.dedup.lock() {
+        Ok(d) => d,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(id) = chunk {
+        if dedup.seen(tag, id, now_ms).is_some() {
+            m.duplicates.inc();
+            m.acks.inc();
+            return Verdict::Ack(ack::ack_bytes(id));
+        }
+    }
+    let records = mapped.records;
+    let (replies, offset) = if mapped.commands.is_empty() {
+        (Vec::new(), 0)
+    } else {
+        execute_batch(&fwd.srv, Origin::Forward, db, mapped.commands)
+    };
+    if let Some(err) = replies.iter().find_map(|r| match r {
+        Reply::Error(e) => Some(e),
+        _ => None,
+    }) {
+        drop(dedup);
+        let text = String::from_utf8_lossy(err).into_owned();
+        if text.starts_with("OOM") {
+            m.rejected.with_label_values(&["oom"]).inc();
+            return Verdict::Retry("oom");
+        }
+        if text.starts_with("READONLY") {
+            m.rejected.with_label_values(&["readonly"]).inc();
+            return Verdict::Close(text);
+        }
+        m.rejected.with_label_values(&["store_error"]).inc();
+        fwd.warn(
+            "store_error",
+            format_args!(
+                "cannot store a chunk of tag {:?}: {text} (not acked)",
+                String::from_utf8_lossy(tag)
+            ),
+        );
+        return Verdict::Silent;
+    }
+    if let Some(id) = chunk {
+        dedup.remember(tag, id, offset, now_ms);
+    }
+    drop(dedup);
+    m.records.inc_by(records);
+    match chunk {
+        Some(id) => {
+            m.acks.inc();
+            Verdict::Ack(ack::ack_bytes(id))
+        }
+        None => Verdict::Silent,
+    }
+}
+
+/// Counts and logs a request that cannot be stored; it gets no ack.
+fn malformed(fwd: &Forward, e: &DecodeError) -> Verdict {
+    fwd.srv
+        .metrics
+        .forward
+        .decode_errors
+        .with_label_values(&[e.kind()])
+        .inc();
+    if *e == DecodeError::NotArray {
+        // fluentd's words for the same case (in_forward.rb).
+        fwd.warn(e.kind(), format_args!("incoming chunk is broken: {e}"));
+    } else {
+        fwd.warn(
+            e.kind(),
+            format_args!("dropping a forward request: {e} (not acked)"),
+        );
+    }
+    Verdict::Silent
+}
