@@ -500,6 +500,7 @@ mod tests {
             );
         for op in ops {
             let mut st = state();
+            st.stream.activate();
             let offset = st.stream.offset();
             serve_vanished(&mut st, op.clone());
             assert_eq!(contents(&st, "src"), abc(Some(99_000)), "{op:?}");

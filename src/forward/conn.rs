@@ -31,7 +31,7 @@ use super::msgpack::{Scan, Scanner};
 use super::{ConnSlot, Forward};
 
 /// Bytes asked of the socket per read when no large request is pending.
-const READ_SIZE: usize = 256 * 1024;
+const READ_SIZE: usize = 1024 * 1024;
 
 /// Batches at least this large are decoded on the blocking pool.
 const OFFLOAD_BYTES: usize = 64 * 1024;

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 
-use super::mapping::{map_events, message_event, stream_events, Mapped};
+use super::mapping::{map_events, Events, Mapped};
 use super::message::{decode, decompress, Body, DecodeError};
 use super::{ack, Forward};
 use crate::cmd::exec::execute_batch;
@@ -77,8 +77,15 @@ pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
         return ack(&req.options.chunk);
     };
     let now_ms = fwd.srv.clock.now_ms();
-    let mapped: Mapped = match &req.body {
-        Body::Message(event) => map_events(route, &req.tag, message_event(event), now_ms, &fwd.seq),
+    let mapped = match &req.body {
+        Body::Message(event) => map_events(
+            route,
+            &req.tag,
+            Events::One(event),
+            frame.len(),
+            now_ms,
+            &fwd.seq,
+        ),
         Body::Entries {
             stream,
             compression,
@@ -94,19 +101,19 @@ pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
                     Err(e) => return malformed(fwd, &e),
                 },
             };
-            let mut corrupt = None;
-            let mapped = map_events(
+            map_events(
                 route,
                 &req.tag,
-                stream_events(raw, &mut corrupt),
+                Events::Run(raw),
+                raw.len(),
                 now_ms,
                 &fwd.seq,
-            );
-            if let Some(e) = corrupt {
-                return malformed(fwd, &DecodeError::Corrupt(e));
-            }
-            mapped
+            )
         }
+    };
+    let mapped: Mapped = match mapped {
+        Ok(m) => m,
+        Err(e) => return malformed(fwd, &DecodeError::Corrupt(e)),
     };
     if mapped.invalid > 0 {
         m.invalid_events.inc_by(mapped.invalid);

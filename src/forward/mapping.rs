@@ -15,9 +15,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use super::message::{Entries, Entry, EntryError};
-use super::msgpack;
-use super::record::{to_fields, to_json, to_msgpack, TimeField, TimeValue};
+use super::message::{Entries, EntryError, Step};
+use super::msgpack::{self, Reader};
+use super::record::{
+    put_float_time, to_fields, to_json, to_json_from, to_msgpack, TimeField, TimeValue,
+};
 use super::route::{CompiledRoute, RecordFormat, RouteMode};
 use super::time::EventTime;
 use crate::cmd::Argv;
@@ -73,125 +75,199 @@ struct Group {
     records: Vec<(usize, usize)>,
 }
 
-/// Builds the commands storing `events` of `tag` under `route`.
-///
-/// `now_ms` stands in for absent times and anchors `ttl`; `events` yields the entries
-/// (invalid ones as their error). Fails only when an entry stream turns out corrupt.
-pub fn map_events<'a>(
-    route: &CompiledRoute,
-    tag: &[u8],
-    events: impl Iterator<Item = Result<Entry<'a>, EntryError>>,
+/// Where a request's events come from.
+pub enum Events<'a> {
+    /// Message mode: one event, already parsed (or invalid).
+    One(&'a Result<(EventTime, Bytes), EntryError>),
+    /// Forward / PackedForward: a run of encoded entries (decompressed).
+    Run(&'a [u8]),
+}
+
+/// The per-chunk state records are added to.
+struct Builder<'r> {
+    route: &'r CompiledRoute,
+    tag: &'r [u8],
+    seq: &'r Sequence,
     now_ms: i64,
-    seq: &Sequence,
-) -> Mapped {
-    let mut out = Vec::new();
-    let mut mapped = Mapped::default();
-    let mut groups: Vec<Group> = Vec::new();
-    let mut hash_spans: Vec<(usize, usize)> = Vec::new();
-    let mut hash_records: Vec<HashRecord> = Vec::new();
-    let mut time_text = Vec::new();
-    let mut last_time: Option<(i64, u32)> = None;
-    let mut key_buf = Vec::new();
-    let mut last_key_secs: Option<i64> = None;
-    let now_ns = (now_ms.max(0) as u64).saturating_mul(1_000_000);
-    for event in events {
-        let entry = match event {
-            Ok(e) => e,
-            Err(_) => {
-                mapped.invalid += 1;
-                continue;
-            }
-        };
-        let (secs, nanos) = entry.time.resolve(now_ms);
+    now_ns: u64,
+    out: Vec<u8>,
+    groups: Vec<Group>,
+    current: Option<usize>,
+    hash_spans: Vec<(usize, usize)>,
+    hash_records: Vec<HashRecord>,
+    time_text: Vec<u8>,
+    last_time: Option<(i64, u32)>,
+    key_buf: Vec<u8>,
+    last_key_secs: Option<i64>,
+}
+
+impl Builder<'_> {
+    /// Adds one event whose record map starts at `r`, reading exactly the record.
+    /// `Ok(false)`: the record cannot be stored (a hash record without fields);
+    /// `Err`: the bytes end inside the record.
+    fn add(&mut self, time: EventTime, r: &mut Reader<'_>) -> Result<bool, msgpack::Error> {
+        let route = self.route;
+        let (secs, nanos) = time.resolve(self.now_ms);
         // The time field's value, formatted once per distinct time.
-        let time_value = match &route.time_format {
-            Some(f) => {
-                if last_time != Some((secs, nanos)) {
-                    time_text.clear();
-                    f.render(secs, nanos, route.utc_offset_secs, &mut time_text);
-                    last_time = Some((secs, nanos));
-                }
-                TimeValue::Text(&time_text)
+        if self.last_time != Some((secs, nanos)) {
+            self.time_text.clear();
+            match &route.time_format {
+                Some(f) => f.render(secs, nanos, route.utc_offset_secs, &mut self.time_text),
+                None => put_float_time(&mut self.time_text, secs, nanos),
             }
-            None => TimeValue::Float { secs, nanos },
+            self.last_time = Some((secs, nanos));
+        }
+        let value = match route.time_format {
+            Some(_) => TimeValue::Text(&self.time_text),
+            None => TimeValue::Float {
+                secs,
+                nanos,
+                decimal: &self.time_text,
+            },
         };
-        let time = TimeField {
+        let field = TimeField {
             key: &route.time_key,
-            value: time_value,
+            value,
         };
-        let time = (!route.time_key.is_empty()).then_some(&time);
+        let time = (!route.time_key.is_empty()).then_some(&field);
         // The key, rendered again only when the template has time parts and the second
         // changed.
-        if last_key_secs.is_none() || (route.key.has_time() && last_key_secs != Some(secs)) {
-            key_buf.clear();
-            route.key.render(tag, secs, &mut key_buf);
-            last_key_secs = Some(secs);
+        let key_changed = self.last_key_secs.is_none()
+            || (route.key.has_time() && self.last_key_secs != Some(secs));
+        if key_changed {
+            self.key_buf.clear();
+            route.key.render(self.tag, secs, &mut self.key_buf);
+            self.last_key_secs = Some(secs);
         }
+        let out = &mut self.out;
+        let start = out.len();
         match route.mode {
             RouteMode::List => {
-                let start = out.len();
-                let ok = match route.format {
-                    RecordFormat::Json => to_json(entry.record, time, &mut out),
-                    RecordFormat::Msgpack => to_msgpack(entry.record, time, &mut out),
+                let done = match route.format {
+                    RecordFormat::Json => to_json_from(r, time, out),
+                    RecordFormat::Msgpack => to_msgpack(r.skip()?, time, out),
                 };
-                if ok.is_err() {
+                if let Err(e) = done {
                     out.truncate(start);
-                    mapped.invalid += 1;
-                    continue;
+                    return Err(e);
                 }
                 let span = (start, out.len());
-                match groups.iter_mut().rev().find(|g| g.key == key_buf) {
-                    Some(g) => g.records.push(span),
-                    None => groups.push(Group {
-                        key: key_buf.clone(),
-                        records: vec![span],
-                    }),
-                }
+                // The group is looked up again only when the key was rendered anew.
+                let g = match self.current {
+                    Some(i) if !key_changed => i,
+                    _ => match self.groups.iter().position(|g| g.key == self.key_buf) {
+                        Some(i) => i,
+                        None => {
+                            self.groups.push(Group {
+                                key: self.key_buf.clone(),
+                                records: Vec::new(),
+                            });
+                            self.groups.len() - 1
+                        }
+                    },
+                };
+                self.current = Some(g);
+                self.groups[g].records.push(span);
             }
             RouteMode::Hash => {
-                let start = out.len();
-                let first_span = hash_spans.len();
-                if to_fields(entry.record, time, &mut out, &mut hash_spans).is_err()
-                    || hash_spans.len() == first_span
+                let record = r.skip()?;
+                let first_span = self.hash_spans.len();
+                if to_fields(record, time, out, &mut self.hash_spans).is_err()
+                    || self.hash_spans.len() == first_span
                 {
-                    // Undecodable, or no field at all (HSET needs one).
+                    // No field at all: HSET needs one.
                     out.truncate(start);
-                    hash_spans.truncate(first_span);
-                    mapped.invalid += 1;
-                    continue;
+                    self.hash_spans.truncate(first_span);
+                    return Ok(false);
                 }
                 let json = if route.publish {
                     let j = out.len();
-                    if to_json(entry.record, time, &mut out).is_err() {
-                        out.truncate(start);
-                        hash_spans.truncate(first_span);
-                        mapped.invalid += 1;
-                        continue;
-                    }
+                    to_json(record, time, out)?;
                     Some((j, out.len()))
                 } else {
                     None
                 };
                 let channel = out.len();
-                out.extend_from_slice(&key_buf);
+                out.extend_from_slice(&self.key_buf);
                 let channel_end = out.len();
                 out.push(b'.');
                 let mut num = [0u8; 20];
-                let n = seq.next(now_ns);
+                let n = self.seq.next(self.now_ns);
                 out.extend_from_slice(crate::persist::rdb::listpack::fmt_i64(
                     n.min(i64::MAX as u64) as i64,
                     &mut num,
                 ));
-                hash_records.push(HashRecord {
+                self.hash_records.push(HashRecord {
                     key: (channel, out.len()),
                     channel: (channel, channel_end),
-                    fields: (first_span, hash_spans.len()),
+                    fields: (first_span, self.hash_spans.len()),
                     json,
                 });
             }
         }
-        mapped.records += 1;
+        Ok(true)
     }
+}
+
+/// Builds the commands storing `events` of `tag` under `route`; fails only when an entry
+/// run turns out corrupt (the request is then not stored at all).
+///
+/// `now_ms` stands in for absent times and anchors `ttl`; `input_len` is the size of the
+/// encoded events, to size the output once.
+pub fn map_events(
+    route: &CompiledRoute,
+    tag: &[u8],
+    events: Events<'_>,
+    input_len: usize,
+    now_ms: i64,
+    seq: &Sequence,
+) -> Result<Mapped, msgpack::Error> {
+    let mut b = Builder {
+        route,
+        tag,
+        seq,
+        now_ms,
+        now_ns: (now_ms.max(0) as u64).saturating_mul(1_000_000),
+        // JSON runs about a fifth longer than the msgpack it comes from, plus the time
+        // field: sized once, the buffer is not copied as it grows.
+        out: Vec::with_capacity(input_len + input_len / 4 + 64),
+        groups: Vec::new(),
+        current: None,
+        hash_spans: Vec::new(),
+        hash_records: Vec::new(),
+        time_text: Vec::new(),
+        last_time: None,
+        key_buf: Vec::new(),
+        last_key_secs: None,
+    };
+    let mut mapped = Mapped::default();
+    let (mut run, mut one) = match events {
+        Events::Run(s) => (Some(Entries::new(s)), None),
+        Events::One(e) => (None, Some(e)),
+    };
+    loop {
+        let step: Option<Step<bool>> = match (run.as_mut(), one.take()) {
+            (Some(run), _) => run.next_with(|time, r| b.add(time, r)),
+            (None, Some(Ok((time, record)))) => {
+                Some(b.add(*time, &mut Reader::new(record)).map_err(Err))
+            }
+            (None, Some(Err(e))) => Some(Err(Ok(*e))),
+            (None, None) => None,
+        };
+        match step {
+            None => break,
+            Some(Ok(true)) => mapped.records += 1,
+            Some(Ok(false)) | Some(Err(Ok(_))) => mapped.invalid += 1,
+            Some(Err(Err(e))) => return Err(e),
+        }
+    }
+    let Builder {
+        out,
+        groups,
+        hash_spans,
+        hash_records,
+        ..
+    } = b;
     let out = Bytes::from(out);
     let piece = |(a, b): (usize, usize)| out.slice(a..b);
     let expire_at = (route.ttl > 0).then(|| {
@@ -257,34 +333,5 @@ pub fn map_events<'a>(
             }
         }
     }
-    mapped
-}
-
-/// Returns the entries of a Message-mode request as a one-item run.
-pub fn message_event(
-    event: &Result<(EventTime, Bytes), EntryError>,
-) -> impl Iterator<Item = Result<Entry<'_>, EntryError>> {
-    std::iter::once(match event {
-        Ok((time, record)) => Ok(Entry {
-            time: *time,
-            record,
-        }),
-        Err(e) => Err(*e),
-    })
-}
-
-/// Returns the entries of a (decompressed) run, the corrupt tail reported through
-/// `corrupt`.
-pub fn stream_events<'a>(
-    stream: &'a [u8],
-    corrupt: &'a mut Option<msgpack::Error>,
-) -> impl Iterator<Item = Result<Entry<'a>, EntryError>> + 'a {
-    Entries::new(stream).map_while(move |e| match e {
-        Ok(e) => Some(Ok(e)),
-        Err(Ok(invalid)) => Some(Err(invalid)),
-        Err(Err(c)) => {
-            *corrupt = Some(c);
-            None
-        }
-    })
+    Ok(mapped)
 }

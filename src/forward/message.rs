@@ -320,6 +320,10 @@ pub struct Entries<'a> {
     r: Reader<'a>,
 }
 
+/// What a step over an entry run gives: a value made from a good entry, an invalid
+/// entry (`Err(Ok(_))`, iteration continues) or a corrupt stream (`Err(Err(_))`, the end).
+pub type Step<T> = Result<T, Result<EntryError, msgpack::Error>>;
+
 impl<'a> Entries<'a> {
     /// Starts at the first entry of `stream`.
     pub fn new(stream: &'a [u8]) -> Self {
@@ -327,27 +331,58 @@ impl<'a> Entries<'a> {
             r: Reader::new(stream),
         }
     }
-}
 
-impl<'a> Iterator for Entries<'a> {
-    /// `Err(Ok(e))`: entry `e` is invalid, iteration continues; `Err(Err(_))`: the stream
-    /// is corrupt from here on.
-    type Item = Result<Entry<'a>, Result<EntryError, msgpack::Error>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+    /// Reads the next entry's header and time, then lets `convert` read its record map
+    /// straight from the stream, so a good entry is walked once, not skipped and then
+    /// walked again. Anything else is skipped whole and read again from its own bytes to
+    /// say what is wrong with it.
+    pub fn next_with<T>(
+        &mut self,
+        convert: impl FnOnce(EventTime, &mut Reader<'a>) -> Result<T, msgpack::Error>,
+    ) -> Option<Step<T>> {
         if self.r.is_empty() {
             return None;
         }
-        match self.r.skip() {
-            // The entry is read from its own bytes, so iteration continues after it
-            // whatever is wrong inside.
-            Ok(whole) => Some(entry(&mut Reader::new(whole)).map_err(Ok)),
+        let start = self.r.clone();
+        let head = match self.r.next() {
+            Ok(Value::Array(2)) => read_time(&mut self.r)
+                .ok()
+                .filter(|_| is_map(self.r.rest())),
+            _ => None,
+        };
+        if let Some(time) = head {
+            return Some(match convert(time, &mut self.r) {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    self.r = Reader::new(&[]);
+                    Err(Err(e))
+                }
+            });
+        }
+        self.r = start;
+        Some(match self.r.skip() {
+            Ok(whole) => Err(Ok(entry(&mut Reader::new(whole))
+                .err()
+                .unwrap_or(EntryError::Shape))),
             Err(e) => {
                 // Nothing after a corrupt value can be trusted: stop for good.
                 self.r = Reader::new(&[]);
-                Some(Err(Err(e)))
+                Err(Err(e))
             }
-        }
+        })
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Step<Entry<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_with(|time, r| {
+            Ok(Entry {
+                time,
+                record: r.skip()?,
+            })
+        })
     }
 }
 

@@ -69,6 +69,7 @@ fn be(b: &[u8]) -> usize {
 }
 
 /// Decodes the header at the start of `b` without reading any payload.
+#[inline]
 fn header(b: &[u8]) -> Result<Header, Error> {
     let Some(&m) = b.first() else {
         return Err(Error::Truncated);
@@ -276,9 +277,41 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one item (a container's header only).
+    ///
+    /// The one-byte forms that make up most of a log record (fixstr, fixmap, fixarray,
+    /// positive fixint) are decoded inline; the rest take the general path.
     #[allow(clippy::should_implement_trait)]
+    #[inline]
     pub fn next(&mut self) -> Result<Value<'a>, Error> {
         let b = self.rest();
+        if let Some(&m) = b.first() {
+            match m {
+                0xa0..=0xbf => {
+                    let n = (m & 0x1f) as usize;
+                    if let Some(s) = b.get(1..1 + n) {
+                        self.pos += 1 + n;
+                        return Ok(Value::Str(s));
+                    }
+                }
+                0x00..=0x7f => {
+                    self.pos += 1;
+                    return Ok(Value::Uint(m as u64));
+                }
+                0x80..=0x8f => {
+                    self.pos += 1;
+                    return Ok(Value::Map((m & 0x0f) as u32));
+                }
+                0x90..=0x9f => {
+                    self.pos += 1;
+                    return Ok(Value::Array((m & 0x0f) as u32));
+                }
+                _ => {}
+            }
+        }
+        self.next_general(b)
+    }
+
+    fn next_general(&mut self, b: &'a [u8]) -> Result<Value<'a>, Error> {
         let h = header(b)?;
         let v = match h {
             Header::Scalar { len } => {

@@ -28,6 +28,11 @@ pub struct WriteStream {
     scratch: BytesMut,
     /// Commands of a running EXEC, held back to be wrapped in MULTI/EXEC.
     txn: Option<Vec<(usize, Vec<Bytes>)>>,
+    /// Whether anything consumes the stream. Redis creates its backlog when the first
+    /// replica attaches and until then neither fills it nor advances the offset (INFO
+    /// shows `repl_backlog_active:0`, `master_repl_offset:0`); kura does the same, which
+    /// also spares a standalone server a copy of every write.
+    active: bool,
 }
 
 impl WriteStream {
@@ -42,7 +47,22 @@ impl WriteStream {
             end_tx,
             scratch: BytesMut::new(),
             txn: None,
+            active: false,
         }
+    }
+
+    /// Starts recording writes (Redis's `createReplicationBacklog`): called when the first
+    /// replica attaches or the AOF is enabled. The next command is preceded by a SELECT.
+    pub fn activate(&mut self) {
+        if !self.active {
+            self.active = true;
+            self.selected_db = None;
+        }
+    }
+
+    /// Reports whether writes are being recorded (`repl_backlog_active`).
+    pub fn is_active(&self) -> bool {
+        self.active
     }
 
     /// Returns the offset just past the last appended byte.
@@ -80,6 +100,9 @@ impl WriteStream {
 
     /// Appends one applied write command, preceded by `SELECT` when the database changes.
     pub fn append(&mut self, db: usize, argv: &[Bytes]) {
+        if !self.active {
+            return;
+        }
         if let Some(t) = self.txn.as_mut() {
             t.push((db, argv.to_vec()));
             return;
@@ -135,6 +158,9 @@ impl WriteStream {
 
     /// Appends bytes that are already RESP-encoded commands.
     pub fn append_raw(&mut self, bytes: &[u8]) {
+        if !self.active {
+            return;
+        }
         self.offset += bytes.len() as u64;
         if bytes.len() >= self.capacity {
             self.window.clear();
@@ -186,6 +212,7 @@ mod tests {
     #[test]
     fn selects_once_per_db_change_and_counts_bytes() {
         let mut s = WriteStream::new(1024);
+        s.activate();
         s.append(0, &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]);
         s.append(0, &[Bytes::from("DEL"), Bytes::from("k")]);
         let all = s.read_from(0).unwrap();
@@ -197,8 +224,19 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_recorded_until_activated() {
+        let mut s = WriteStream::new(1024);
+        s.append(0, &[Bytes::from("SET"), Bytes::from("k"), Bytes::from("v")]);
+        assert_eq!((s.offset(), s.histlen(), s.is_active()), (0, 0, false));
+        s.activate();
+        s.append(0, &[Bytes::from("DEL"), Bytes::from("k")]);
+        assert!(s.read_from(0).unwrap().starts_with(b"*2\r\n$6\r\nSELECT"));
+    }
+
+    #[test]
     fn window_is_bounded() {
         let mut s = WriteStream::new(100);
+        s.activate();
         for _ in 0..50 {
             s.append(0, &[Bytes::from("INCR"), Bytes::from("counter")]);
         }

@@ -189,6 +189,7 @@ fn timeout_replies_match_redis_in_both_protocols() {
 #[test]
 fn blmove_chain_wakes_the_client_blocked_on_the_destination() {
     let k = Kura::start();
+    k.record_writes();
     let mut on_dst = k.client();
     let mut mover = k.client();
     let mut p = k.client();
@@ -278,6 +279,7 @@ fn a_disconnected_waiter_does_not_lose_the_next_element() {
 #[test]
 fn served_pops_are_logged_as_their_non_blocking_forms() {
     let k = Kura::start();
+    k.record_writes();
     let mut w = k.client();
     let mut p = k.client();
     // Served later.

@@ -455,6 +455,7 @@ fn kura_payloads_restore_into_redis() {
 #[test]
 fn restore_ttl_replace_and_propagation() {
     let kura = Kura::start();
+    kura.record_writes();
     let mut k = kura.client();
     let v = dump_payload(
         &Value::Str(Bytes::from_static(b"hello").into()),

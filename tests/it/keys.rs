@@ -71,6 +71,7 @@ fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 #[test]
 fn active_expiry_removes_keys_nobody_reads() {
     let kura = Kura::start();
+    kura.record_writes();
     let mut c = kura.client();
     for i in 0..50 {
         assert_eq!(
@@ -100,6 +101,7 @@ fn active_expiry_removes_keys_nobody_reads() {
 fn lazy_expiry_deletes_on_access_and_propagates_del() {
     // hz 1: the active cycle rarely runs during the test; either way the key must be gone.
     let kura = Kura::start_with(|c| c.hz = 1);
+    kura.record_writes();
     let mut c = kura.client();
     assert_eq!(c.cmd(&["SET", "k", "v", "EX", "10"]), "+OK\r\n");
     assert_eq!(c.cmd(&["SET", "j", "v", "PX", "500"]), "+OK\r\n");
@@ -117,6 +119,7 @@ fn lazy_expiry_deletes_on_access_and_propagates_del() {
 #[test]
 fn replica_keeps_logically_expired_keys_until_its_master_deletes_them() {
     let kura = Kura::start_with(|c| c.hz = 1);
+    kura.record_writes();
     let mut c = kura.client();
     assert_eq!(c.cmd(&["SET", "k", "v"]), "+OK\r\n");
     kura.state.engine.lock().is_replica = true;
@@ -136,6 +139,7 @@ fn replica_keeps_logically_expired_keys_until_its_master_deletes_them() {
 #[test]
 fn write_stream_holds_the_normalised_commands() {
     let kura = Kura::start();
+    kura.record_writes();
     let mut c = kura.client();
     let t0 = now_ms();
     let script: &[&[&str]] = &[
@@ -311,6 +315,7 @@ fn propagation_matches_redis_replication_stream() {
     };
     let mut link = ReplicaLink::connect(&redis);
     let kura = Kura::start();
+    kura.record_writes();
     let script: &[&[&str]] = &[
         &["SET", "a", "1", "EX", "100"],
         &["SET", "b", "1", "PX", "5000", "GET"],
@@ -532,6 +537,7 @@ fn flushes_count_removed_keys_and_always_propagate() {
             .to_string()
     };
     let kura = Kura::start();
+    kura.record_writes();
     let redis = RedisServer::start(&[]);
     let mut seen = Vec::new();
     for addr in std::iter::once(kura.addr).chain(redis.as_ref().map(|r| r.addr)) {

@@ -62,6 +62,7 @@ fn list_and_hash_encodings_follow_redis_7_0() {
 #[test]
 fn writes_are_logged_in_their_normalised_forms() {
     let k = Kura::start();
+    k.record_writes();
     let mut c = k.client();
     c.cmd(&["HSET", "h", "x", "10.5"]);
     assert_eq!(c.cmd(&["HINCRBYFLOAT", "h", "x", "0.1"]), "$4\r\n10.6\r\n");

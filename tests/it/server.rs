@@ -102,8 +102,21 @@ fn info_reports_kuras_own_numbers() {
     let replid = field(&info, "master_replid").unwrap();
     assert_eq!(replid.len(), 40);
     assert!(replid.bytes().all(|b| b.is_ascii_hexdigit()));
+    // No replica ever attached: as redis-server, no backlog and the offset stays 0.
+    assert_eq!(field(&info, "master_repl_offset").as_deref(), Some("0"));
+    assert_eq!(field(&info, "repl_backlog_active").as_deref(), Some("0"));
+    assert_eq!(
+        field(&info, "repl_backlog_first_byte_offset").as_deref(),
+        Some("0")
+    );
+    kura.record_writes();
+    let mut rec = kura.client();
+    rec.cmd(&["SET", "recorded", "1"]);
+    rec.cmd(&["DEL", "recorded"]);
     let offset = kura.state.engine.lock().stream.offset();
-    assert_eq!(field(&info, "master_repl_offset"), Some(offset.to_string()));
+    let repl = rec.cmd(&["INFO", "replication"]);
+    assert_eq!(field(&repl, "master_repl_offset"), Some(offset.to_string()));
+    assert_eq!(field(&repl, "repl_backlog_active").as_deref(), Some("1"));
     assert!(offset > 0);
     assert_eq!(
         field(&info, "db0").as_deref(),

@@ -69,6 +69,12 @@ impl Kura {
     pub fn client(&self) -> Raw {
         Raw::connect(self.addr)
     }
+
+    /// Starts recording the write stream, as a replica attaching would, so a test can read
+    /// what kura propagates.
+    pub fn record_writes(&self) {
+        self.state.engine.lock().stream.activate();
+    }
 }
 
 impl Drop for Kura {

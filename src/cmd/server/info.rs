@@ -491,10 +491,11 @@ fn replication(ctx: &Ctx<'_>) -> String {
         "master_replid2" => "0000000000000000000000000000000000000000",
         "master_repl_offset" => stream.offset(),
         "second_repl_offset" => -1,
-        "repl_backlog_active" => 1,
+        "repl_backlog_active" => u8::from(stream.is_active()),
         "repl_backlog_size" => backlog_size,
-        // Redis numbers backlog bytes from 1 (`repl_backlog->offset = master_repl_offset+1`).
-        "repl_backlog_first_byte_offset" => stream.first_offset() + 1,
+        // Redis numbers backlog bytes from 1 (`repl_backlog->offset = master_repl_offset+1`),
+        // and shows 0 while there is no backlog.
+        "repl_backlog_first_byte_offset" => if stream.is_active() { stream.first_offset() + 1 } else { 0 },
         "repl_backlog_histlen" => histlen,
     );
     s
