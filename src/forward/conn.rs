@@ -7,16 +7,22 @@
 //! - Complete requests are handled in order; their acks are written together, one
 //!   `write_all`, never interleaved with anything else (fluentd reads acks with one
 //!   `recv(512)` and Fluent Bit compares them byte for byte).
-//! - Large batches are decoded and mapped on the blocking pool, so the I/O thread keeps
-//!   serving other connections and a second core can decode while the first applies.
+//! - Requests are pipelined: each large one is decoded and mapped on the blocking pool as
+//!   soon as it is complete, several at once, while earlier ones are stored; storing and
+//!   acking stay in arrival order. In-flight requests are bounded (count and bytes), and
+//!   reading stops at the bound, so a fast sender meets TCP back-pressure, not a growing
+//!   buffer.
 //! - When the store refuses for now, the connection keeps the request, stops reading
 //!   (TCP back-pressure) and retries with backoff, instead of buffering more.
+//! - At EOF (fluentd without acks half-closes right after writing), every complete request
+//!   already received is still stored.
 //! - A peer that connects and closes without sending anything is fluentd's TCP
 //!   heartbeat: logged at debug only. A peer that closes mid-request gets nothing stored.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -26,21 +32,131 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use super::handshake::Handshake;
-use super::ingest::{ingest, Verdict};
+use super::ingest::{self, commit, prepare, Prepared, Verdict};
 use super::msgpack::{Scan, Scanner};
 use super::{ConnSlot, Forward};
 
 /// Bytes asked of the socket per read when no large request is pending.
 const READ_SIZE: usize = 1024 * 1024;
 
-/// Batches at least this large are decoded on the blocking pool.
-const OFFLOAD_BYTES: usize = 64 * 1024;
+/// Reading pauses while this many bytes of requests wait for the worker (one request
+/// larger than this is still read alone).
+const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
 /// Longest wait between retries of a request the store refused.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(1);
 
-/// A request waiting to be handled, with when its last byte arrived (for ack latency).
-type Pending = VecDeque<(Bytes, Instant)>;
+/// The requests of one connection waiting to be handled, and the flags its worker obeys.
+///
+/// A connection's requests are handled in order by one worker task on the blocking pool
+/// (decoding and mapping are CPU work that must not stall the I/O thread, and two
+/// connections then use two cores). The worker runs while requests are queued and exits
+/// when the queue is empty; each verdict goes back to the connection as soon as it is
+/// known, so acks leave one by one while the next requests are being handled and the
+/// sender never waits for a whole batch.
+#[derive(Default)]
+struct Pipe {
+    queue: Mutex<VecDeque<(Bytes, Instant)>>,
+    /// Bytes in `queue` plus the request being handled.
+    queued_bytes: AtomicUsize,
+    /// A worker task is running.
+    running: AtomicBool,
+    /// The connection is gone or closing: the worker stops.
+    stop: AtomicBool,
+}
+
+/// What the worker reports for a request.
+enum Report {
+    /// A request was handled.
+    Done(Verdict, Instant),
+    /// The store refuses for now; the worker holds the request and retries.
+    Refused,
+}
+
+impl Pipe {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Bytes, Instant)>> {
+        match self.queue.lock() {
+            Ok(q) => q,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Queues requests and makes sure a worker runs.
+    fn push(
+        self: &Arc<Self>,
+        fwd: &Arc<Forward>,
+        frames: &mut VecDeque<(Bytes, Instant)>,
+        tx: &mpsc::UnboundedSender<Report>,
+    ) {
+        if frames.is_empty() {
+            return;
+        }
+        let bytes: usize = frames.iter().map(|(f, _)| f.len()).sum();
+        self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.lock().extend(frames.drain(..));
+        if !self.running.swap(true, Ordering::AcqRel) {
+            let (pipe, fwd, tx) = (self.clone(), fwd.clone(), tx.clone());
+            tokio::task::spawn_blocking(move || pipe.work(&fwd, &tx));
+        }
+    }
+
+    /// The worker: handles queued requests in order until none is left.
+    fn work(&self, fwd: &Forward, tx: &mpsc::UnboundedSender<Report>) {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                self.running.store(false, Ordering::Release);
+                return;
+            }
+            let next = self.lock().pop_front();
+            let Some((frame, at)) = next else {
+                self.running.store(false, Ordering::Release);
+                // A request queued between the pop and the flag would wait for the next
+                // push: take the worker role back if so.
+                if self.lock().is_empty() || self.running.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            };
+            let bytes = frame.len();
+            let verdict = match prepare(fwd, frame) {
+                Prepared::Settled(v) => v,
+                Prepared::Store(batch) => match self.commit_patiently(fwd, batch, tx) {
+                    Some(v) => v,
+                    None => {
+                        self.running.store(false, Ordering::Release);
+                        return;
+                    }
+                },
+            };
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            if tx.send(Report::Done(verdict, at)).is_err() {
+                self.stop.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Commits a batch, waiting with backoff while the store refuses it (the connection
+    /// meanwhile stops reading); `None` when the connection went away meanwhile.
+    fn commit_patiently(
+        &self,
+        fwd: &Forward,
+        mut batch: ingest::Batch,
+        tx: &mpsc::UnboundedSender<Report>,
+    ) -> Option<Verdict> {
+        let mut wait = Duration::from_millis(50);
+        loop {
+            match commit(fwd, batch) {
+                Ok(v) => return Some(v),
+                Err(b) => batch = b,
+            }
+            if tx.send(Report::Refused).is_err() || self.stop.load(Ordering::Acquire) {
+                return None;
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(MAX_RETRY_WAIT);
+        }
+    }
+}
 
 /// Why a connection ends early.
 enum End {
@@ -115,28 +231,109 @@ impl Conn {
                 return end;
             }
         }
-        let mut pending: Pending = VecDeque::new();
+        let mut shutdown = self.shutdown.clone();
+        let pipe = Arc::new(Pipe::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let end = self.transport(&pipe, &tx, &mut rx, &mut shutdown).await;
+        pipe.stop.store(true, Ordering::Release);
+        end
+    }
+
+    /// The transport phase: reads requests into the pipe, writes acks as verdicts come.
+    async fn transport(
+        &mut self,
+        pipe: &Arc<Pipe>,
+        tx: &mpsc::UnboundedSender<Report>,
+        rx: &mut mpsc::UnboundedReceiver<Report>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        let mut frames = VecDeque::new();
+        let mut pending = 0usize;
+        let mut eof = false;
+        let mut refused = false;
+        let mut acks = Vec::new();
+        let mut times = Vec::new();
         loop {
-            if let Err(end) = self.cut_frames(&mut pending) {
+            if let Err(end) = self.cut_frames(&mut frames) {
                 return end;
             }
-            if !pending.is_empty() {
-                if let Err(end) = self.handle(&mut pending).await {
-                    return end;
-                }
-                // deny_keepalive: one request per connection (fluentd in_forward §1.7).
-                if self.fwd.cfg.deny_keepalive {
-                    return End::Closed;
-                }
+            pending += frames.len();
+            pipe.push(&self.fwd, &mut frames, tx);
+            if eof && pending == 0 {
+                return End::Closed;
             }
-            if let Err(end) = self.read_more().await {
-                return end;
+            let may_read =
+                !eof && !refused && pipe.queued_bytes.load(Ordering::Acquire) < MAX_QUEUED_BYTES;
+            tokio::select! {
+                report = rx.recv() => {
+                    let mut next = report;
+                    let mut close = None;
+                    // Take every verdict already there: their acks leave in one write.
+                    while let Some(r) = next {
+                        match r {
+                            Report::Refused => {
+                                refused = true;
+                                self.fwd.warn(
+                                    "store_refused",
+                                    format_args!(
+                                        "store refused a forward chunk (memory limit): \
+                                         holding it and not reading from {} until it fits",
+                                        self.peer
+                                    ),
+                                );
+                            }
+                            Report::Done(verdict, at) => {
+                                refused = false;
+                                pending = pending.saturating_sub(1);
+                                match verdict {
+                                    Verdict::Silent => {}
+                                    Verdict::Ack(a) => {
+                                        acks.extend_from_slice(&a);
+                                        times.push(at);
+                                    }
+                                    Verdict::Close(why) => close = Some(why),
+                                }
+                                // deny_keepalive: one request per connection (§1.7).
+                                if self.fwd.cfg.deny_keepalive {
+                                    pipe.stop.store(true, Ordering::Release);
+                                    close.get_or_insert_with(String::new);
+                                }
+                            }
+                        }
+                        if close.is_some() {
+                            break;
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                    if !acks.is_empty() {
+                        if self.stream.write_all(&acks).await.is_err() {
+                            return End::Closed;
+                        }
+                        let hist = &self.fwd.srv.metrics.forward.ack_latency;
+                        for at in times.drain(..) {
+                            hist.observe(at.elapsed().as_secs_f64());
+                        }
+                        acks.clear();
+                    }
+                    match close {
+                        Some(why) if why.is_empty() => return End::Closed,
+                        Some(why) => return End::Refused(why),
+                        None => {}
+                    }
+                }
+                r = self.read_more(), if may_read => match r {
+                    Ok(()) => {}
+                    // Half-closed or reset: what was received completely still counts.
+                    Err(End::Closed) => eof = true,
+                    Err(end) => return end,
+                },
+                _ = shutdown.changed() => return End::Shutdown,
             }
         }
     }
 
     /// Moves every complete request out of the buffer.
-    fn cut_frames(&mut self, pending: &mut Pending) -> Result<(), End> {
+    fn cut_frames(&mut self, pending: &mut VecDeque<(Bytes, Instant)>) -> Result<(), End> {
         let limit = self.fwd.cfg.chunk_size_limit;
         loop {
             if self.buf.is_empty() {
@@ -179,7 +376,7 @@ impl Conn {
         }
     }
 
-    /// Reads what the socket has, within the idle timeout, unless shutting down.
+    /// Reads what the socket has, within the idle timeout (callers also watch shutdown).
     async fn read_more(&mut self) -> Result<(), End> {
         if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
             self.buf.reserve(READ_SIZE);
@@ -187,19 +384,15 @@ impl Conn {
         let first = self.received == 0;
         let idle = self.fwd.cfg.idle_timeout;
         let read = self.stream.read_buf(&mut self.buf);
-        let n = tokio::select! {
-            r = async {
-                if idle == 0 {
-                    Ok(read.await)
-                } else {
-                    tokio::time::timeout(Duration::from_secs(idle), read).await
-                }
-            } => match r {
-                Err(_) => return Err(End::Idle),
-                Ok(Ok(0)) | Ok(Err(_)) => return Err(End::Closed),
-                Ok(Ok(n)) => n,
-            },
-            _ = self.shutdown.changed() => return Err(End::Shutdown),
+        let r = if idle == 0 {
+            Ok(read.await)
+        } else {
+            tokio::time::timeout(Duration::from_secs(idle), read).await
+        };
+        let n = match r {
+            Err(_) => return Err(End::Idle),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(End::Closed),
+            Ok(Ok(n)) => n,
         };
         self.received += n as u64;
         // fluentd's JSON variant starts with '{' or '['; msgpack requests never do (those
@@ -212,70 +405,9 @@ impl Conn {
         Ok(())
     }
 
-    /// Handles the pending requests in order and writes their acks.
-    async fn handle(&mut self, pending: &mut Pending) -> Result<(), End> {
-        let mut wait = Duration::from_millis(50);
-        while !pending.is_empty() {
-            let size: usize = pending.iter().map(|(f, _)| f.len()).sum();
-            let batch = std::mem::take(pending);
-            let (verdicts, rest) = if size >= OFFLOAD_BYTES {
-                let fwd = self.fwd.clone();
-                match tokio::task::spawn_blocking(move || run_batch(&fwd, batch)).await {
-                    Ok(r) => r,
-                    Err(e) => return Err(End::Refused(format!("request handling failed: {e}"))),
-                }
-            } else {
-                run_batch(&self.fwd, batch)
-            };
-            *pending = rest;
-            let mut acks = Vec::new();
-            let mut times = Vec::new();
-            let mut stop = None;
-            for (v, at) in verdicts {
-                match v {
-                    Verdict::Silent => {}
-                    Verdict::Ack(a) => {
-                        acks.extend_from_slice(&a);
-                        times.push(at);
-                    }
-                    Verdict::Retry(reason) => stop = Some(Ok(reason)),
-                    Verdict::Close(why) => stop = Some(Err(why)),
-                }
-            }
-            if !acks.is_empty() {
-                if self.stream.write_all(&acks).await.is_err() {
-                    return Err(End::Closed);
-                }
-                let hist = &self.fwd.srv.metrics.forward.ack_latency;
-                for at in times {
-                    hist.observe(at.elapsed().as_secs_f64());
-                }
-            }
-            match stop {
-                None => {}
-                Some(Err(why)) => return Err(End::Refused(why)),
-                Some(Ok(reason)) => {
-                    self.fwd.warn(
-                        "store_refused",
-                        format_args!(
-                            "store refused a forward chunk ({reason}): holding it and \
-                             not reading from {} until it can be stored",
-                            self.peer
-                        ),
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = self.shutdown.changed() => return Err(End::Shutdown),
-                    }
-                    wait = (wait * 2).min(MAX_RETRY_WAIT);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Sends HELO, reads the PING, answers PONG; a failed handshake closes (§1.6).
     async fn handshake(&mut self) -> Result<(), End> {
+        let mut shutdown = self.shutdown.clone();
         let users: Vec<(Vec<u8>, Vec<u8>)> = self
             .fwd
             .cfg
@@ -311,7 +443,10 @@ impl Conn {
                 self.buf = rest;
                 break frame;
             }
-            self.read_more().await?;
+            tokio::select! {
+                r = self.read_more() => r?,
+                _ = shutdown.changed() => return Err(End::Shutdown),
+            }
         };
         let out = hs.check_ping(&ping, &self.peer.ip().to_string());
         let written = self.stream.write_all(&out.pong).await;
@@ -327,22 +462,4 @@ impl Conn {
         }
         Ok(())
     }
-}
-
-/// Handles requests in order until one must wait (Retry) or end the connection (Close);
-/// returns the verdicts so far and the requests not handled yet (the stopping one first).
-fn run_batch(fwd: &Forward, mut batch: Pending) -> (Vec<(Verdict, Instant)>, Pending) {
-    let mut verdicts = Vec::with_capacity(batch.len());
-    while let Some((frame, at)) = batch.pop_front() {
-        let v = ingest(fwd, frame.clone());
-        let stop = matches!(v, Verdict::Retry(_) | Verdict::Close(_));
-        if matches!(v, Verdict::Retry(_)) {
-            batch.push_front((frame, at));
-        }
-        verdicts.push((v, at));
-        if stop {
-            break;
-        }
-    }
-    (verdicts, batch)
 }

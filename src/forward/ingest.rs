@@ -27,22 +27,48 @@ pub enum Verdict {
     Silent,
     /// Write this ack.
     Ack(Vec<u8>),
-    /// The store refused for now: keep the request, stop reading, try again later.
-    Retry(&'static str),
     /// Close the connection, logging why.
     Close(String),
 }
 
-/// Handles one complete frame.
-pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
+/// A request decoded and mapped, waiting for its turn to be stored: connections prepare
+/// requests in parallel (the costly part) and commit them in order.
+#[derive(Debug)]
+pub struct Batch {
+    tag: Bytes,
+    chunk: Option<Bytes>,
+    db: usize,
+    mapped: Mapped,
+    now_ms: i64,
+}
+
+/// The outcome of [`prepare`].
+#[derive(Debug)]
+pub enum Prepared {
+    /// Decided without the store (ignored, malformed, dropped, or nothing to store).
+    Settled(Verdict),
+    /// To be stored by [`commit`].
+    Store(Batch),
+}
+
+/// Decodes and maps one complete frame; touches no store state, so it may run on any
+/// thread, in parallel with other requests of the same connection.
+pub fn prepare(fwd: &Forward, frame: Bytes) -> Prepared {
+    Prepared::Settled(match prepare_inner(fwd, frame) {
+        Ok(batch) => return Prepared::Store(batch),
+        Err(v) => v,
+    })
+}
+
+fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
     let m = &fwd.srv.metrics.forward;
     m.bytes.inc_by(frame.len() as u64);
     if frame.first() == Some(&0xc0) && frame.len() == 1 {
-        return Verdict::Silent;
+        return Err(Verdict::Silent);
     }
     let req = match decode(&frame) {
         Ok(r) => r,
-        Err(e) => return malformed(fwd, &e),
+        Err(e) => return Err(malformed(fwd, &e)),
     };
     m.chunks.inc();
     let ack = |chunk: &Option<Bytes>| match chunk {
@@ -63,7 +89,7 @@ pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
                 req.options.fluent_signal
             ),
         );
-        return ack(&req.options.chunk);
+        return Err(ack(&req.options.chunk));
     }
     let Some(route) = fwd.router.find(&req.tag) else {
         m.rejected.with_label_values(&["no_route"]).inc();
@@ -74,7 +100,7 @@ pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
                 String::from_utf8_lossy(&req.tag)
             ),
         );
-        return ack(&req.options.chunk);
+        return Err(ack(&req.options.chunk));
     };
     let now_ms = fwd.srv.clock.now_ms();
     let mapped = match &req.body {
@@ -98,7 +124,7 @@ pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
                         inflated = v;
                         &inflated
                     }
-                    Err(e) => return malformed(fwd, &e),
+                    Err(e) => return Err(malformed(fwd, &e)),
                 },
             };
             map_events(
@@ -113,7 +139,7 @@ pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
     };
     let mapped: Mapped = match mapped {
         Ok(m) => m,
-        Err(e) => return malformed(fwd, &DecodeError::Corrupt(e)),
+        Err(e) => return Err(malformed(fwd, &DecodeError::Corrupt(e))),
     };
     if mapped.invalid > 0 {
         m.invalid_events.inc_by(mapped.invalid);
@@ -132,43 +158,52 @@ pub fn ingest(fwd: &Forward, frame: Bytes) -> Verdict {
         );
         if !fwd.skip_invalid_event {
             m.decode_errors.with_label_values(&["invalid_event"]).inc();
-            return Verdict::Silent;
+            return Err(Verdict::Silent);
         }
     }
-    store(fwd, &req.tag, &req.options.chunk, route.db, mapped, now_ms)
+    Ok(Batch {
+        tag: req.tag,
+        chunk: req.options.chunk,
+        db: route.db,
+        mapped,
+        now_ms,
+    })
 }
 
-/// Stores a mapped request (unless its chunk id was stored already) and decides the ack.
-fn store(
-    fwd: &Forward,
-    tag: &[u8],
-    chunk: &Option<Bytes>,
-    db: usize,
-    mapped: Mapped,
-    now_ms: i64,
-) -> Verdict {
+/// Stores a prepared request (unless its chunk id was stored already) and decides the
+/// ack. Gives the batch back when the store refuses for now (memory limit), so the
+/// connection can hold it, stop reading and try again.
+pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     let m = &fwd.srv.metrics.forward;
     if fwd.srv.is_read_only_replica() {
         m.rejected.with_label_values(&["readonly"]).inc();
-        return Verdict::Close(
+        return Ok(Verdict::Close(
             "this server is a read-only replica: forward to the master instead".into(),
-        );
+        ));
     }
     if fwd.srv.over_maxmemory() {
         m.rejected.with_label_values(&["oom"]).inc();
-        return Verdict::Retry("oom");
+        return Err(batch);
     }
+    let Batch {
+        tag,
+        chunk,
+        db,
+        mapped,
+        now_ms,
+    } = batch;
+    let tag = &tag[..];
     // Check, store and remember under one lock, so a resend racing its original on
     // another connection is either stored once or recognised.
     let mut dedup = match fwd.dedup.lock() {
         Ok(d) => d,
         Err(p) => p.into_inner(),
     };
-    if let Some(id) = chunk {
+    if let Some(id) = &chunk {
         if dedup.seen(tag, id, now_ms).is_some() {
             m.duplicates.inc();
             m.acks.inc();
-            return Verdict::Ack(ack::ack_bytes(id));
+            return Ok(Verdict::Ack(ack::ack_bytes(id)));
         }
     }
     let records = mapped.records;
@@ -184,12 +219,14 @@ fn store(
         drop(dedup);
         let text = String::from_utf8_lossy(err).into_owned();
         if text.starts_with("OOM") {
+            // The limit was crossed after the check above: nothing to hold any more (the
+            // commands are spent); no ack, so the sender resends.
             m.rejected.with_label_values(&["oom"]).inc();
-            return Verdict::Retry("oom");
+            return Ok(Verdict::Silent);
         }
         if text.starts_with("READONLY") {
             m.rejected.with_label_values(&["readonly"]).inc();
-            return Verdict::Close(text);
+            return Ok(Verdict::Close(text));
         }
         m.rejected.with_label_values(&["store_error"]).inc();
         fwd.warn(
@@ -199,20 +236,20 @@ fn store(
                 String::from_utf8_lossy(tag)
             ),
         );
-        return Verdict::Silent;
+        return Ok(Verdict::Silent);
     }
-    if let Some(id) = chunk {
+    if let Some(id) = &chunk {
         dedup.remember(tag, id, offset, now_ms);
     }
     drop(dedup);
     m.records.inc_by(records);
-    match chunk {
+    Ok(match chunk {
         Some(id) => {
             m.acks.inc();
-            Verdict::Ack(ack::ack_bytes(id))
+            Verdict::Ack(ack::ack_bytes(&id))
         }
         None => Verdict::Silent,
-    }
+    })
 }
 
 /// Counts and logs a request that cannot be stored; it gets no ack.

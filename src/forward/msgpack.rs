@@ -278,8 +278,8 @@ impl<'a> Reader<'a> {
 
     /// Reads one item (a container's header only).
     ///
-    /// The one-byte forms that make up most of a log record (fixstr, fixmap, fixarray,
-    /// positive fixint) are decoded inline; the rest take the general path.
+    /// The forms that make up most of a log record (fixstr, str 8, fixmap, fixarray,
+    /// small unsigned integers) are decoded inline; the rest take the general path.
     #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn next(&mut self) -> Result<Value<'a>, Error> {
@@ -304,6 +304,28 @@ impl<'a> Reader<'a> {
                 0x90..=0x9f => {
                     self.pos += 1;
                     return Ok(Value::Array((m & 0x0f) as u32));
+                }
+                // str 8: strings of 32..255 bytes, common in log lines.
+                0xd9 => {
+                    if let Some(&n) = b.get(1) {
+                        let n = n as usize;
+                        if let Some(s) = b.get(2..2 + n) {
+                            self.pos += 2 + n;
+                            return Ok(Value::Str(s));
+                        }
+                    }
+                }
+                0xcc => {
+                    if let Some(&n) = b.get(1) {
+                        self.pos += 2;
+                        return Ok(Value::Uint(n as u64));
+                    }
+                }
+                0xcd => {
+                    if let Some(p) = b.get(1..3) {
+                        self.pos += 3;
+                        return Ok(Value::Uint(u16::from_be_bytes([p[0], p[1]]) as u64));
+                    }
                 }
                 _ => {}
             }

@@ -350,7 +350,15 @@ pub fn to_json_from(
                 put_json_time(out, &t.value);
                 placed = true;
             }
-            _ => put_json_value(out, r)?,
+            _ => match r.next()? {
+                // The common value, a string, without the general path.
+                Value::Str(v) => put_json_str(out, v),
+                v => {
+                    if !put_json_scalar(out, v) {
+                        put_json_container(out, r, v)?;
+                    }
+                }
+            },
         }
     }
     if let Some(t) = time.filter(|_| !placed) {
