@@ -1155,6 +1155,19 @@ impl Config {
                 "hz must be between 1 and 500".into(),
             ));
         }
+        // The forward door's only credential is the shared key: the same protection as
+        // RESP's, so an open log door is never exposed by accident.
+        let fbind = self.forward.bind.trim();
+        if self.protected_mode
+            && self.forward.shared_key.is_empty()
+            && !fbind.is_empty()
+            && !is_loopback(fbind)
+        {
+            return Err(ConfigError::Validation(format!(
+                "refusing to bind the forward door to {fbind} without forward.shared_key while \
+                 protected-mode is yes: set shared_key, bind 127.0.0.1, or set protected-mode no"
+            )));
+        }
         if self.forward.ack_after != AckAfter::Applied {
             return Err(ConfigError::Validation(
                 "forward.ack_after other than 'applied' needs the AOF and replication, \
@@ -1282,6 +1295,37 @@ fn toml_scalar(name: &str, v: &toml::Value) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_after_fsynced_or_replicated_fails_at_start_until_those_exist() {
+        for v in ["fsynced", "replicated"] {
+            let mut cfg = Config::default();
+            cfg.set("forward.ack_after", v).unwrap();
+            // Never a silent downgrade to "applied": the server refuses to start.
+            assert!(
+                matches!(cfg.validate(), Err(ConfigError::Validation(m)) if m.contains("ack_after")),
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn forward_door_on_a_public_address_needs_a_shared_key() {
+        let mut cfg = Config::default();
+        cfg.forward.bind = "0.0.0.0".into();
+        assert!(
+            matches!(cfg.validate(), Err(ConfigError::Validation(m)) if m.contains("shared_key"))
+        );
+        cfg.forward.shared_key = "k".into();
+        assert_eq!(cfg.validate(), Ok(()));
+        cfg.forward.shared_key.clear();
+        cfg.protected_mode = false;
+        assert_eq!(cfg.validate(), Ok(()));
+        // An empty bind closes the door: nothing to protect.
+        let mut cfg = Config::default();
+        cfg.forward.bind = String::new();
+        assert_eq!(cfg.validate(), Ok(()));
+    }
 
     #[test]
     fn example_file_equals_defaults() {

@@ -911,3 +911,41 @@ for compress in ('text', 'gzip'):
     );
     assert_eq!(llen(&k, "py.fwd"), 2000);
 }
+
+#[test]
+fn an_idle_connection_is_closed_after_idle_timeout() {
+    let k = Kura::start_with(|c| c.forward.idle_timeout = 1);
+    let mut f = Fwd::connect(k.forward);
+    let e = entry(1441588984, 0, &[("m", "x")]);
+    f.send(&fluentd_chunk("idle", &e, 1, "text", Some(b"i")));
+    f.expect_ack(b"i");
+    let started = std::time::Instant::now();
+    assert!(f.closed(Duration::from_secs(5)));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn fluentd_without_acks_half_closes_and_everything_sent_is_stored() {
+    let k = Kura::start();
+    let e = entry(1441588984, 0, &[("m", "x")]);
+    // fluentd out_forward without require_ack_response: write the chunk, close_write, close.
+    let mut all = Vec::new();
+    for _ in 0..30 {
+        all.extend(fluentd_chunk(
+            "half",
+            &[e.clone(), e.clone()].concat(),
+            2,
+            "text",
+            None,
+        ));
+    }
+    let mut s = TcpStream::connect(k.forward).unwrap();
+    s.write_all(&all).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    drop(s);
+    assert!(wait_until(Duration::from_secs(5), || llen(&k, "half") == 60));
+}
