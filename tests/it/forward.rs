@@ -949,3 +949,67 @@ fn fluentd_without_acks_half_closes_and_everything_sent_is_stored() {
     drop(s);
     assert!(wait_until(Duration::from_secs(5), || llen(&k, "half") == 60));
 }
+
+/// `deploy/kura.toml` with its marked example routes uncommented.
+fn example_config() -> kura::Config {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kura.toml")).unwrap();
+    let (head, rest) = text.split_once("# ---- BEGIN EXAMPLE ROUTES ----").unwrap();
+    let (block, tail) = rest.split_once("# ---- END EXAMPLE ROUTES ----").unwrap();
+    let block: Vec<&str> = block
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(code) if !l.starts_with("##") => code,
+            _ => l,
+        })
+        .collect();
+    let mut cfg = kura::Config::default();
+    cfg.apply_toml(&format!("{head}{}\n{tail}", block.join("\n")))
+        .unwrap();
+    cfg
+}
+
+#[test]
+fn the_shipped_example_routes_store_where_they_say() {
+    let example = example_config();
+    let k = Kura::start_with(|c| c.forward.routes = example.forward.routes.clone());
+    let mut f = Fwd::connect(k.forward);
+    let e = entry(1441588984, 0, &[("m", "x")]);
+    for (i, tag) in [
+        "app.web",
+        "metrics.cpu",
+        "audit",
+        "nginx.access",
+        "db.error",
+        "other",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let id = [b'0' + i as u8];
+        f.send(&fluentd_chunk(tag, &e, 1, "text", Some(&id)));
+        f.expect_ack(&id);
+    }
+    let mut c = k.client();
+    // Daily list, capped and expiring.
+    assert_eq!(llen(&k, "logs:app.web:20150907"), 1);
+    let ttl = c.cmd(&["TTL", "logs:app.web:20150907"]);
+    assert!(ttl.starts_with(":604"), "{ttl}");
+    // fluent-plugin-redis layout.
+    let keys = c.cmd(&["KEYS", "metrics.cpu.1441588984.*"]);
+    assert!(keys.starts_with("*1\r\n"), "{keys}");
+    // msgpack in db 1.
+    c.cmd(&["SELECT", "1"]);
+    c.send(&[b"LINDEX", b"audit", b"0"]);
+    let rec = c.read_reply();
+    assert!(
+        rec.starts_with(b"$") && rec.windows(5).any(|w| w == b"\xa4time"),
+        "{rec:?}"
+    );
+    // Tokyo time, ISO 8601, for web servers and errors.
+    let web = lrange(&k, "web:nginx:2015-09-07");
+    assert_eq!(web[0]["time"], "2015-09-07T10:23:04.000+09:00");
+    assert_eq!(lrange(&k, "web:db:2015-09-07").len(), 1);
+    // The catch-all.
+    assert_eq!(llen(&k, "other"), 1);
+}
