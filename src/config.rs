@@ -1266,6 +1266,29 @@ fn toml_value(p: &Param, value: &str) -> String {
 }
 
 /// Reports whether a bind address only accepts local connections.
+/// Returns the text of `deploy/kura.toml` with its marked example routes uncommented
+/// (`# ` lines become TOML, `##` lines stay comments): how the shipped examples are parsed
+/// and exercised by the tests.
+pub fn uncomment_example_routes(text: &str) -> String {
+    let begin = "# ---- BEGIN EXAMPLE ROUTES ----";
+    let end = "# ---- END EXAMPLE ROUTES ----";
+    let Some((head, rest)) = text.split_once(begin) else {
+        return text.to_string();
+    };
+    let Some((block, tail)) = rest.split_once(end) else {
+        return text.to_string();
+    };
+    let block: Vec<&str> = block
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(code) if !l.starts_with("##") => code,
+            _ => l,
+        })
+        .collect();
+    format!("{head}{}\n{tail}", block.join("\n"))
+}
+
+/// Reports whether `addr` is a loopback address (protected mode lets those through).
 pub fn is_loopback(addr: &str) -> bool {
     let a = addr.trim_start_matches('-');
     a == "localhost"
@@ -1413,27 +1436,10 @@ mod tests {
         assert_eq!(back.forward.port, 7000);
     }
 
-    /// Uncomments the marked example block of `deploy/kura.toml` (`# ` lines become TOML,
-    /// `##` lines stay comments).
-    fn uncomment_examples(text: &str) -> String {
-        let begin = "# ---- BEGIN EXAMPLE ROUTES ----";
-        let end = "# ---- END EXAMPLE ROUTES ----";
-        let (head, rest) = text.split_once(begin).expect("begin marker");
-        let (block, tail) = rest.split_once(end).expect("end marker");
-        let block: Vec<&str> = block
-            .lines()
-            .map(|l| match l.strip_prefix("# ") {
-                Some(code) if !l.starts_with("##") => code,
-                _ => l,
-            })
-            .collect();
-        format!("{head}{}\n{tail}", block.join("\n"))
-    }
-
     #[test]
     fn example_routes_parse_and_route() {
         use crate::forward::route::{RecordFormat, RouteMode};
-        let text = uncomment_examples(include_str!("../deploy/kura.toml"));
+        let text = uncomment_example_routes(include_str!("../deploy/kura.toml"));
         let mut cfg = Config::default();
         cfg.apply_toml(&text).expect("the example routes parse");
         cfg.validate().expect("the example routes validate");

@@ -814,6 +814,30 @@ fn blpop_consumers_wake_on_forward_pushes() {
 
 // ---- real clients ----
 
+/// Runs a Python script that exits 3 when its PyPI `package` is missing; returns false
+/// (skip) in that case, except under CI where it fails. Any other failure fails the test.
+fn run_python(script: &str, package: &str) -> bool {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap();
+    if out.status.code() == Some(3) {
+        assert!(
+            !crate::support::under_ci(),
+            "python {package} missing under CI"
+        );
+        eprintln!("skipping: python3 has no {package} (pip install {package})");
+        return false;
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    true
+}
+
 #[test]
 fn python_fluent_logger_events_arrive() {
     if need_program("python3").is_none() {
@@ -834,24 +858,9 @@ s.close()
 "#,
         port = k.forward.port()
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    if out.status.code() == Some(3) {
-        assert!(
-            !crate::support::under_ci(),
-            "python fluent-logger missing under CI"
-        );
-        eprintln!("skipping: python3 has no fluent-logger (pip install fluent-logger)");
+    if !run_python(&script, "fluent-logger") {
         return;
     }
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(wait_until(Duration::from_secs(5), || llen(&k, "py.app") == 100));
     let got = lrange(&k, "py.app");
     assert_eq!(got[7]["i"], 7);
@@ -891,24 +900,9 @@ for compress in ('text', 'gzip'):
 "#,
         port = k.forward.port()
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    if out.status.code() == Some(3) {
-        assert!(
-            !crate::support::under_ci(),
-            "python msgpack missing under CI"
-        );
-        eprintln!("skipping: python3 has no msgpack (pip install msgpack)");
+    if !run_python(&script, "msgpack") {
         return;
     }
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert_eq!(llen(&k, "py.fwd"), 2000);
 }
 
@@ -954,17 +948,8 @@ fn fluentd_without_acks_half_closes_and_everything_sent_is_stored() {
 fn example_config() -> kura::Config {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/kura.toml")).unwrap();
-    let (head, rest) = text.split_once("# ---- BEGIN EXAMPLE ROUTES ----").unwrap();
-    let (block, tail) = rest.split_once("# ---- END EXAMPLE ROUTES ----").unwrap();
-    let block: Vec<&str> = block
-        .lines()
-        .map(|l| match l.strip_prefix("# ") {
-            Some(code) if !l.starts_with("##") => code,
-            _ => l,
-        })
-        .collect();
     let mut cfg = kura::Config::default();
-    cfg.apply_toml(&format!("{head}{}\n{tail}", block.join("\n")))
+    cfg.apply_toml(&kura::config::uncomment_example_routes(&text))
         .unwrap();
     cfg
 }
