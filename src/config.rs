@@ -1265,7 +1265,6 @@ fn toml_value(p: &Param, value: &str) -> String {
     }
 }
 
-/// Reports whether a bind address only accepts local connections.
 /// Returns the text of `deploy/kura.toml` with its marked example routes uncommented
 /// (`# ` lines become TOML, `##` lines stay comments): how the shipped examples are parsed
 /// and exercised by the tests.
@@ -1288,7 +1287,7 @@ pub fn uncomment_example_routes(text: &str) -> String {
     format!("{head}{}\n{tail}", block.join("\n"))
 }
 
-/// Reports whether `addr` is a loopback address (protected mode lets those through).
+/// Reports whether a bind address only accepts local connections.
 pub fn is_loopback(addr: &str) -> bool {
     let a = addr.trim_start_matches('-');
     a == "localhost"
