@@ -246,11 +246,11 @@ fn random_value(rng: &mut StdRng, depth: u32, out: &mut Vec<u8>) -> J {
 
 /// Returns a random map with distinct string keys (never "time") and its encoding.
 fn random_map(rng: &mut StdRng, depth: u32, out: &mut Vec<u8>) -> Map<String, J> {
-    let n = rng.gen_range(0..if depth == 0 { 10 } else { 4 });
+    let n: u32 = rng.gen_range(0..if depth == 0 { 10 } else { 4 });
     if rng.gen_bool(0.05) {
         // map 16 / map 32 headers for small maps
         out.push(0xdf);
-        out.extend_from_slice(&(n as u32).to_be_bytes());
+        out.extend_from_slice(&n.to_be_bytes());
     } else {
         mp::put_map_len(out, n);
     }
