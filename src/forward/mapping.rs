@@ -11,6 +11,7 @@
 //! - `publish`: `PUBLISH <key> <record>` per record, for live tailing (the hash-mode
 //!   channel is the rendered key without the sequence).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -92,6 +93,8 @@ struct Builder<'r> {
     now_ns: u64,
     out: Vec<u8>,
     groups: Vec<Group>,
+    /// Index into `groups` by key.
+    group_of: HashMap<Vec<u8>, usize>,
     current: Option<usize>,
     hash_spans: Vec<(usize, usize)>,
     hash_records: Vec<HashRecord>,
@@ -155,14 +158,18 @@ impl Builder<'_> {
                 // The group is looked up again only when the key was rendered anew.
                 let g = match self.current {
                     Some(i) if !key_changed => i,
-                    _ => match self.groups.iter().position(|g| g.key == self.key_buf) {
-                        Some(i) => i,
+                    // By hash, not by scanning the groups: a chunk whose every event
+                    // falls in another hour of a dated key makes as many groups as events.
+                    _ => match self.group_of.get(&self.key_buf) {
+                        Some(&i) => i,
                         None => {
                             self.groups.push(Group {
                                 key: self.key_buf.clone(),
                                 records: Vec::new(),
                             });
-                            self.groups.len() - 1
+                            let i = self.groups.len() - 1;
+                            self.group_of.insert(self.key_buf.clone(), i);
+                            i
                         }
                     },
                 };
@@ -232,6 +239,7 @@ pub fn map_events(
         // field: sized once, the buffer is not copied as it grows.
         out: Vec::with_capacity(input_len + input_len / 4 + 64),
         groups: Vec::new(),
+        group_of: HashMap::new(),
         current: None,
         hash_spans: Vec::new(),
         hash_records: Vec::new(),

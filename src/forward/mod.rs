@@ -21,6 +21,9 @@ pub mod strftime;
 pub mod template;
 pub mod time;
 
+#[cfg(test)]
+mod tests_robust;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

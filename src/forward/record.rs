@@ -202,15 +202,19 @@ fn put_json_scalar(out: &mut Vec<u8>, v: Value<'_>) -> bool {
 
 /// Appends a map key as a JSON string: str and bin as they are, other values as their
 /// JSON text (JSON keys must be strings).
+///
+/// Inside that text, the keys of a map key are written bare, as Ruby's `inspect` shows a
+/// Hash key (`{{"a"=>1}=>1}`), not as strings of their own text: quoting and escaping the
+/// text again at every level of keys nested in keys doubled the backslashes per level, so
+/// a 100-byte record could demand terabytes. The text is escaped once, here.
 fn put_json_key(out: &mut Vec<u8>, r: &mut Reader<'_>) -> Result<(), Error> {
-    match r.clone().next()? {
-        Value::Str(s) | Value::Bin(s) => {
-            r.next()?;
-            put_json_str(out, s);
-        }
-        _ => {
+    match r.next()? {
+        Value::Str(s) | Value::Bin(s) => put_json_str(out, s),
+        v => {
             let mut text = Vec::new();
-            put_json_value(&mut text, r)?;
+            if !put_json_scalar(&mut text, v) {
+                put_json_container(&mut text, r, v, false)?;
+            }
             put_json_str(out, &text);
         }
     }
@@ -224,14 +228,17 @@ pub fn put_json_value(out: &mut Vec<u8>, r: &mut Reader<'_>) -> Result<(), Error
     if put_json_scalar(out, v) {
         return Ok(());
     }
-    put_json_container(out, r, v)
+    put_json_container(out, r, v, true)
 }
 
-/// Appends a container whose header `first` was just read, nested values included.
+/// Appends a container whose header `first` was just read, nested values included. With
+/// `string_keys` false, map keys are written as values (the text of a key, see
+/// [`put_json_key`]), so nothing here recurses.
 fn put_json_container(
     out: &mut Vec<u8>,
     r: &mut Reader<'_>,
     first: Value<'_>,
+    string_keys: bool,
 ) -> Result<(), Error> {
     /// An open container: elements still to write, whether it is a map, elements written.
     struct Open {
@@ -259,7 +266,7 @@ fn put_json_container(
         }
         top.left -= 1;
         top.done += 1;
-        if key {
+        if key && string_keys {
             put_json_key(out, r)?;
             continue;
         }

@@ -11,6 +11,7 @@ mod blocking;
 mod clients;
 mod diff;
 mod dump;
+mod fluentd_configs;
 mod forward;
 mod glob;
 mod hashmem;
