@@ -362,7 +362,7 @@ pub fn to_json_from(
                 Value::Str(v) => put_json_str(out, v),
                 v => {
                     if !put_json_scalar(out, v) {
-                        put_json_container(out, r, v)?;
+                        put_json_container(out, r, v, true)?;
                     }
                 }
             },
