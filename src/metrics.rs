@@ -55,6 +55,7 @@ pub const DECODE_REASONS: &[&str] = &[
     "decompress",
     "decompressed_too_large",
     "corrupt",
+    "mapped_too_large",
     "invalid_event",
     "framing",
     "oversized",

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 
-use super::mapping::{map_events, Events, Mapped};
+use super::mapping::{map_events, Events, MapError, Mapped};
 use super::message::{decode, decompress, Body, DecodeError};
 use super::{ack, Forward};
 use crate::cmd::exec::execute_batch;
@@ -139,7 +139,10 @@ fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
     };
     let mapped: Mapped = match mapped {
         Ok(m) => m,
-        Err(e) => return Err(malformed(fwd, &DecodeError::Corrupt(e))),
+        Err(MapError::Corrupt(e)) => return Err(malformed(fwd, &DecodeError::Corrupt(e))),
+        Err(e @ MapError::TooLarge(_)) => {
+            return Err(malformed(fwd, &DecodeError::Oversized(e.to_string())))
+        }
     };
     if mapped.invalid > 0 {
         m.invalid_events.inc_by(mapped.invalid);

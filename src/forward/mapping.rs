@@ -102,6 +102,27 @@ struct Builder<'r> {
     last_time: Option<(i64, u32)>,
     key_buf: Vec<u8>,
     last_key_secs: Option<i64>,
+    /// Bytes held by group keys outside `out`.
+    key_bytes: usize,
+}
+
+/// Why a request's events cannot become commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    /// The entry run is corrupt from some point on.
+    #[error(transparent)]
+    Corrupt(#[from] msgpack::Error),
+    /// The commands would exceed [`output_budget`] bytes: a small request that maps to a
+    /// huge one (a long tag copied into the key of each of many tiny records).
+    #[error("mapped records would exceed {0} bytes")]
+    TooLarge(usize),
+}
+
+/// The most bytes a request of `input_len` encoded bytes may map to. Honest records grow
+/// a few times at most (JSON text, the time field, a key per hash record); this bounds
+/// what a hostile one can make kura allocate.
+pub fn output_budget(input_len: usize) -> usize {
+    input_len.saturating_mul(16).saturating_add(1 << 20)
 }
 
 impl Builder<'_> {
@@ -163,6 +184,7 @@ impl Builder<'_> {
                     _ => match self.group_of.get(&self.key_buf) {
                         Some(&i) => i,
                         None => {
+                            self.key_bytes += 2 * self.key_buf.len();
                             self.groups.push(Group {
                                 key: self.key_buf.clone(),
                                 records: Vec::new(),
@@ -228,7 +250,7 @@ pub fn map_events(
     input_len: usize,
     now_ms: i64,
     seq: &Sequence,
-) -> Result<Mapped, msgpack::Error> {
+) -> Result<Mapped, MapError> {
     let mut b = Builder {
         route,
         tag,
@@ -247,7 +269,9 @@ pub fn map_events(
         last_time: None,
         key_buf: Vec::new(),
         last_key_secs: None,
+        key_bytes: 0,
     };
+    let budget = output_budget(input_len);
     let mut mapped = Mapped::default();
     let (mut run, mut one) = match events {
         Events::Run(s) => (Some(Entries::new(s)), None),
@@ -266,7 +290,10 @@ pub fn map_events(
             None => break,
             Some(Ok(true)) => mapped.records += 1,
             Some(Ok(false)) | Some(Err(Ok(_))) => mapped.invalid += 1,
-            Some(Err(Err(e))) => return Err(e),
+            Some(Err(Err(e))) => return Err(MapError::Corrupt(e)),
+        }
+        if b.out.len() + b.key_bytes > budget {
+            return Err(MapError::TooLarge(budget));
         }
     }
     let Builder {
@@ -342,4 +369,37 @@ pub fn map_events(
         }
     }
     Ok(mapped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forward::route::{Route, Router};
+
+    #[test]
+    fn a_long_tag_on_many_tiny_records_is_refused_not_multiplied() {
+        // 100 000 entries [1, {}] (3 bytes each) under a 64 KiB tag on a hash route would
+        // copy the tag into 100 000 keys: about 6.5 GB from a 300 KB request.
+        let router = Router::new(&[Route {
+            mode: RouteMode::Hash,
+            key: "${tag}.%s".into(),
+            time_key: "t".into(),
+            ..Route::default()
+        }])
+        .unwrap();
+        let route = router.find(b"x").unwrap();
+        let tag = vec![b'a'; 64 * 1024];
+        let stream: Vec<u8> = std::iter::repeat_n([0x92, 0x01, 0x80], 100_000)
+            .flatten()
+            .collect();
+        let seq = Sequence::default();
+        let got = map_events(route, &tag, Events::Run(&stream), stream.len(), 0, &seq);
+        assert_eq!(
+            got.err(),
+            Some(MapError::TooLarge(output_budget(stream.len())))
+        );
+        // The same records under a short tag map fine.
+        let ok = map_events(route, b"app", Events::Run(&stream), stream.len(), 0, &seq).unwrap();
+        assert_eq!(ok.records, 100_000);
+    }
 }

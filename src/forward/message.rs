@@ -87,6 +87,9 @@ pub enum DecodeError {
     /// Inflating would exceed `decompression_size_limit` (a gzip/zstd bomb).
     #[error("decompressed entries exceed {0} bytes")]
     DecompressedTooLarge(u64),
+    /// The records would map to far more bytes than the request holds.
+    #[error("{0}")]
+    Oversized(String),
     /// The entry stream ends inside a value or holds a reserved byte.
     #[error("entry stream is corrupt: {0}")]
     Corrupt(#[from] msgpack::Error),
@@ -104,6 +107,7 @@ impl DecodeError {
             DecodeError::Decompress(_) => "decompress",
             DecodeError::DecompressedTooLarge(_) => "decompressed_too_large",
             DecodeError::Corrupt(_) => "corrupt",
+            DecodeError::Oversized(_) => "mapped_too_large",
         }
     }
 }

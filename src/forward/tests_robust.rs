@@ -22,7 +22,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value as J};
 
-use super::mapping::{map_events, Events, Mapped, Sequence};
+use super::mapping::{map_events, Events, MapError, Mapped, Sequence};
 use super::message::{decode, decompress, Body, Compression, DecodeError, EntryError, Request};
 use super::msgpack::{self as mp, Reader, Scan, Scanner, Value};
 use super::record::{to_fields, to_json, to_msgpack, TimeField, TimeValue};
@@ -616,7 +616,7 @@ fn mutate(rng: &mut StdRng, input: &[u8], other: &[u8]) -> Vec<u8> {
 struct Outcome {
     requests: Vec<Request>,
     /// Per request, per route: the mapping's result.
-    mapped: Vec<Vec<Result<Mapped, mp::Error>>>,
+    mapped: Vec<Vec<Result<Mapped, MapError>>>,
 }
 
 /// Scans `buf` in random-size pieces and checks the result against a one-shot scan.
@@ -977,7 +977,7 @@ fn random_bytes_never_panic() {
 // ---- HOSTILE CASES ----
 
 /// Runs one hostile frame through every route and returns what the default route made.
-fn hostile(frame: &[u8]) -> Option<Result<Mapped, mp::Error>> {
+fn hostile(frame: &[u8]) -> Option<Result<Mapped, MapError>> {
     let routes = routes();
     let mut rng = StdRng::seed_from_u64(1);
     let mut out = run_stream(&mut rng, &routes, frame);
@@ -1042,7 +1042,10 @@ fn huge_declared_counts_and_lengths_fail_without_allocating() {
                                     // The same record inside a packed stream (a str that is complete): corrupt stream.
     let mut f = vec![0x92, 0xa1, b't'];
     mp::put_bin(&mut f, b"\x92\x01\xdf\xff\xff\xff\xff");
-    assert!(matches!(hostile(&f), Some(Err(mp::Error::Truncated))));
+    assert!(matches!(
+        hostile(&f),
+        Some(Err(MapError::Corrupt(mp::Error::Truncated)))
+    ));
     // A str32 tag of 0xFFFFFFFF bytes: the scanner knows the size before any payload.
     let f = [0x92, 0xdb, 0xff, 0xff, 0xff, 0xff, b'x'];
     assert_eq!(
