@@ -104,6 +104,13 @@ fn word_needs_escape(w: u64) -> bool {
 pub fn put_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.reserve(s.len() + 2);
     out.push(b'"');
+    // Most log text needs no escape at all: check that word-wise (the last word may
+    // overlap the one before), then copy in one go.
+    if is_clean(s) {
+        out.extend_from_slice(s);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     let mut i = 0;
     while i < s.len() {
@@ -128,6 +135,24 @@ pub fn put_json_str(out: &mut Vec<u8>, s: &[u8]) {
     }
     out.extend_from_slice(&s[start..]);
     out.push(b'"');
+}
+
+/// Reports whether no byte of `s` needs a JSON escape.
+#[inline]
+fn is_clean(s: &[u8]) -> bool {
+    let word = |w: &[u8]| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        u64::from_le_bytes(b)
+    };
+    if s.len() < 8 {
+        return !s.iter().any(|&b| JSON_ESCAPE[b as usize]);
+    }
+    let mut dirty = false;
+    for w in s.chunks_exact(8) {
+        dirty |= word_needs_escape(word(w));
+    }
+    !(dirty || word_needs_escape(word(&s[s.len() - 8..])))
 }
 
 /// Appends the JSON escape of one byte that needs one.
