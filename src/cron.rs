@@ -30,6 +30,7 @@ pub async fn run(state: Arc<ServerState>, _drain: mpsc::Sender<()>) {
                 .sample(state.clock.now_ms(), commands, &state.net);
         }
         active_expire_cycle(&state, Duration::from_micros(250_000 / hz as u64));
+        crate::persist::save::cron(&state);
     }
 }
 

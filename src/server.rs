@@ -56,6 +56,8 @@ impl Server {
     pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.validate()?;
         let state = Arc::new(ServerState::new(config.clone()));
+        // A fresh state: the cell is empty, so setting it cannot fail.
+        state.self_ref.get_or_init(|| Arc::downgrade(&state));
         crate::memory::refresh(&state);
         state
             .used_memory_startup
@@ -131,6 +133,7 @@ impl RunningServer {
                 "connections still open after the shutdown grace period"
             );
         }
+        crate::persist::save::final_save(&self.state);
         info!("kura is now ready to exit, bye bye");
     }
 }

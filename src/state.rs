@@ -211,6 +211,10 @@ pub struct ServerState {
     pub config: RwLock<Config>,
     /// The data and the write path.
     pub engine: Engine,
+    /// This state's own `Arc`, for handlers that start work outliving the command (BGSAVE).
+    pub self_ref: std::sync::OnceLock<std::sync::Weak<ServerState>>,
+    /// RDB save status (INFO persistence, LASTSAVE, BGSAVE).
+    pub save: crate::persist::save::SaveStatus,
     /// Prometheus families, in a registry of this server's own.
     pub metrics: crate::metrics::Metrics,
     /// Time source.
@@ -274,6 +278,8 @@ impl ServerState {
             config: RwLock::new(config),
             engine,
             metrics: crate::metrics::Metrics::new(),
+            save: Default::default(),
+            self_ref: std::sync::OnceLock::new(),
             clock,
             clients: Clients::default(),
             pubsub: Mutex::new(Registry::default()),
@@ -329,6 +335,11 @@ impl ServerState {
     pub fn over_maxmemory(&self) -> bool {
         let max = self.hot.maxmemory.load(Ordering::Relaxed);
         max > 0 && self.used_memory.load(Ordering::Relaxed) > max
+    }
+
+    /// Returns the `Arc` this state lives in (set by `Server::start`).
+    pub fn arc(&self) -> Option<Arc<ServerState>> {
+        self.self_ref.get().and_then(|w| w.upgrade())
     }
 
     /// Reports whether client writes must be refused with READONLY.

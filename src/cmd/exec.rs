@@ -340,6 +340,9 @@ fn unknown_command(argv: &[Bytes]) -> Bytes {
     Bytes::from(out)
 }
 
+/// The reply to writes while RDB saving fails (`stop-writes-on-bgsave-error`).
+const MISCONF: &[u8] = b"MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
 /// Checks one command against Redis's `processCommand` rules; returns the spec or the error
 /// reply (and whether it must abort a surrounding MULTI).
 fn check(
@@ -371,6 +374,11 @@ fn check(
     }
     if spec.has(flags::DENYOOM) && srv.over_maxmemory() {
         return Err((CmdError::Oom.into_bytes(), true));
+    }
+    // MISCONF after a failed background save, for writes and PING (Redis's order: after
+    // OOM, before READONLY; spec §1.5).
+    if (spec.has(flags::WRITE) || spec.name == "ping") && crate::persist::save::writes_denied(srv) {
+        return Err((Bytes::from_static(MISCONF), true));
     }
     if spec.has(flags::WRITE) && srv.is_read_only_replica() {
         return Err((CmdError::ReadOnly.into_bytes(), true));

@@ -80,6 +80,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     command!("time", 1, LOADING | STALE | FAST, (0, 0, 0), "server", time),
     command!(
+        "save",
+        1,
+        ADMIN | NOSCRIPT | NO_MULTI,
+        (0, 0, 0),
+        "server",
+        save
+    ),
+    command!("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), "server", bgsave),
+    command!(
         "lastsave",
         1,
         LOADING | STALE | FAST,
@@ -218,6 +227,63 @@ fn time(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 }
 
 /// `LASTSAVE`: unix seconds of the last successful save (the start time until one).
+/// `SAVE`: writes the dump now, blocking every client meanwhile, as Redis's does.
+fn save(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    use crate::persist::save;
+    if ctx
+        .srv
+        .save
+        .bgsave_in_progress
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    match save::save_locked(ctx.srv, ctx.st) {
+        Ok(()) => Ok(Reply::Ok),
+        Err(e) => {
+            tracing::warn!(error = %e, "SAVE failed");
+            // Redis answers a failed SAVE with a bare "-ERR".
+            Err(CmdError::Raw(Bytes::from_static(b"ERR")))
+        }
+    }
+}
+
+/// `BGSAVE [SCHEDULE]`: snapshots now (a point in time, microseconds under the lock) and
+/// writes it in the background.
+fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    use crate::persist::save;
+    // SCHEDULE only matters when another child could be running; kura has none besides
+    // the BGSAVE itself, which SCHEDULE does not wait for either (spec §4.1).
+    if let Some(a) = argv.get(1) {
+        if argv.len() != 2 || !is(a, "schedule") {
+            return Err(CmdError::Syntax);
+        }
+    }
+    let status = &ctx.srv.save;
+    if status
+        .bgsave_in_progress
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        return Err(CmdError::err("Background save already in progress"));
+    }
+    if ctx.sess.multi.is_some() || ctx.st.stream.in_transaction() {
+        // Inside MULTI/EXEC Redis only schedules it (for SCHEDULE or not, since 7.0).
+        status
+            .scheduled
+            .store(true, std::sync::atomic::Ordering::Release);
+        return Ok(Reply::Simple("Background saving scheduled".into()));
+    }
+    let Some(srv) = ctx.srv.arc() else {
+        return Err(CmdError::Raw(Bytes::from_static(b"ERR")));
+    };
+    let point = save::save_point(ctx.srv, ctx.st);
+    if save::start_bgsave(&srv, point) {
+        Ok(Reply::Simple("Background saving started".into()))
+    } else {
+        Err(CmdError::Raw(Bytes::from_static(b"ERR")))
+    }
+}
+
 fn lastsave(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(
         ctx.srv.lastsave.load(std::sync::atomic::Ordering::Relaxed),
@@ -269,6 +335,18 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("No shutdown in progress."));
     }
     tracing::warn!(client = ctx.sess.id, "user requested shutdown");
+    let points = ctx.srv.with_config(|c| !c.save.is_empty());
+    if save || (points && !nosave) {
+        tracing::info!("Saving the final RDB snapshot before exiting.");
+        if let Err(e) = crate::persist::save::save_locked(ctx.srv, ctx.st) {
+            tracing::warn!(error = %e, "Error trying to save the DB, can't exit.");
+            return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+        }
+    }
+    ctx.srv
+        .save
+        .shutdown_settled
+        .store(true, std::sync::atomic::Ordering::Release);
     ctx.sess.close_after_reply = true;
     ctx.srv.request_shutdown();
     Ok(Reply::NoReply)

@@ -1,3 +1,4 @@
-//! Persistence: the RDB format (DUMP/RESTORE payloads now; files with the persistence issue).
+//! Persistence: the RDB format (DUMP/RESTORE payloads and files) and saving.
 
 pub mod rdb;
+pub mod save;

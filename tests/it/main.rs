@@ -19,6 +19,7 @@ mod keys;
 mod lifecycle;
 mod lists;
 mod memory;
+mod persist;
 mod protocol;
 mod pubsub;
 mod server;

@@ -332,6 +332,8 @@ fn memory(ctx: &Ctx<'_>) -> String {
 
 fn persistence(ctx: &Ctx<'_>) -> String {
     let aof = ctx.srv.with_config(|c| c.appendonly);
+    let save = &ctx.srv.save;
+    let bgsave = save.bgsave_in_progress.load(Ordering::Acquire);
     let mut s = String::new();
     fields!(s,
         "loading" => 0,
@@ -343,12 +345,16 @@ fn persistence(ctx: &Ctx<'_>) -> String {
         "current_save_keys_processed" => 0,
         "current_save_keys_total" => 0,
         "rdb_changes_since_last_save" => ctx.st.dirty,
-        "rdb_bgsave_in_progress" => 0,
+        "rdb_bgsave_in_progress" => u8::from(bgsave),
         "rdb_last_save_time" => ctx.srv.lastsave.load(Ordering::Relaxed),
-        "rdb_last_bgsave_status" => "ok",
-        "rdb_last_bgsave_time_sec" => -1,
-        "rdb_current_bgsave_time_sec" => -1,
-        "rdb_saves" => 0,
+        "rdb_last_bgsave_status" => if save.last_bgsave_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+        "rdb_last_bgsave_time_sec" => save.last_bgsave_secs.load(Ordering::Relaxed),
+        "rdb_current_bgsave_time_sec" => if bgsave {
+            ctx.srv.clock.now_ms() / 1000 - save.bgsave_started.load(Ordering::Relaxed)
+        } else {
+            -1
+        },
+        "rdb_saves" => save.saves.load(Ordering::Relaxed),
         "rdb_last_cow_size" => 0,
         "rdb_last_load_keys_expired" => 0,
         "rdb_last_load_keys_loaded" => 0,

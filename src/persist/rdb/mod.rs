@@ -14,6 +14,7 @@ pub mod encode;
 pub mod listpack;
 pub mod lzf;
 pub mod payload;
+pub mod writer;
 pub mod ziplist;
 
 pub use decode::{read_object, read_value, Reader};

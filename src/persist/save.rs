@@ -1,0 +1,282 @@
+//! Saving RDB files without stopping writers (`shared/spec/redis.md` §4.1–4.3; DESIGN.md
+//! "Snapshots never stop writers").
+//!
+//! A save takes a snapshot under the engine lock (one `Arc` clone per shard: microseconds,
+//! whatever the data size), notes the dirty counter and write-stream offset, and lets the
+//! lock go. A background thread then serialises the snapshot with the one RDB writer; writers
+//! meanwhile copy only the shards and chunks they touch. No fork, no doubled memory.
+//!
+//! The file is crash-safe as Redis makes it: `temp-<pid>-<n>.rdb` in `dir`, fsync, rename
+//! over `dbfilename`, fsync of the directory. On any error the temp file is removed and the
+//! previous dump is untouched.
+
+use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing::{info, warn};
+
+use super::rdb::encode::WriteOpts;
+use super::rdb::writer::{write_rdb, Aux, Written};
+use crate::state::ServerState;
+use crate::store::Snapshot;
+
+/// Why a save failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// Writing, syncing or renaming the file failed.
+    #[error("failed saving the rdb file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The facts INFO persistence, LASTSAVE and the HTTP door report (one struct, STYLE.md
+/// data flow d).
+#[derive(Debug)]
+pub struct SaveStatus {
+    /// A background save is running.
+    pub bgsave_in_progress: AtomicBool,
+    /// Unix seconds the running background save started.
+    pub bgsave_started: AtomicI64,
+    /// The last background save succeeded (`rdb_last_bgsave_status`).
+    pub last_bgsave_ok: AtomicBool,
+    /// Seconds the last background save took, -1 if none ran.
+    pub last_bgsave_secs: AtomicI64,
+    /// Unix seconds of the last background save attempt (retry delay after a failure).
+    pub last_bgsave_try: AtomicI64,
+    /// SAVE and BGSAVE attempts since start (`rdb_saves`).
+    pub saves: AtomicU64,
+    /// A BGSAVE SCHEDULE is waiting for the cron.
+    pub scheduled: AtomicBool,
+    /// Bytes of the last file written (for the HTTP door's status).
+    pub last_bytes: AtomicU64,
+    /// SHUTDOWN already decided about the final save (made it, or was told NOSAVE).
+    pub shutdown_settled: AtomicBool,
+}
+
+impl Default for SaveStatus {
+    fn default() -> Self {
+        SaveStatus {
+            bgsave_in_progress: AtomicBool::new(false),
+            bgsave_started: AtomicI64::new(0),
+            last_bgsave_ok: AtomicBool::new(true),
+            last_bgsave_secs: AtomicI64::new(-1),
+            last_bgsave_try: AtomicI64::new(0),
+            saves: AtomicU64::new(0),
+            scheduled: AtomicBool::new(false),
+            last_bytes: AtomicU64::new(0),
+            shutdown_settled: AtomicBool::new(false),
+        }
+    }
+}
+
+/// What a save works from: the snapshot and where the stream stood.
+pub struct SavePoint {
+    /// The data.
+    pub snapshot: Snapshot,
+    /// The dirty counter when it was taken (a successful BGSAVE subtracts it).
+    pub dirty: u64,
+    /// AUX fields, including the write-stream position.
+    pub aux: Aux,
+}
+
+/// Takes a save point from the locked engine state.
+pub fn save_point(srv: &ServerState, st: &crate::cmd::EngineState) -> SavePoint {
+    let replid = srv.replid.lock().map(|r| r.clone()).unwrap_or_default();
+    SavePoint {
+        snapshot: st.ks.snapshot(),
+        dirty: st.dirty,
+        aux: Aux {
+            redis_ver: crate::REDIS_VERSION.into(),
+            ctime: srv.clock.now_ms() / 1000,
+            used_mem: srv.used_memory.load(Ordering::Relaxed),
+            repl: st
+                .stream
+                .is_active()
+                .then(|| (0, replid, st.stream.offset())),
+            aof_base: false,
+        },
+    }
+}
+
+/// Returns where the dump lives (`dir`/`dbfilename`).
+pub fn dump_path(srv: &ServerState) -> PathBuf {
+    srv.with_config(|c| c.dir.join(&c.dbfilename))
+}
+
+/// Writes `point` to `path` crash-safely; returns the byte count and what was written.
+pub fn write_file(
+    srv: &ServerState,
+    path: &Path,
+    point: &SavePoint,
+) -> Result<(u64, Written), SaveError> {
+    let (opts, checksum) = srv.with_config(|c| (WriteOpts::from_config(c), c.rdbchecksum));
+    let dir = path.parent().unwrap_or(Path::new("."));
+    static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+    let temp = dir.join(format!(
+        "temp-{}-{}.rdb",
+        std::process::id(),
+        TEMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let io_err = |p: &Path| {
+        let p = p.display().to_string();
+        move |source| SaveError::Io { path: p, source }
+    };
+    let result = (|| -> std::io::Result<(u64, Written)> {
+        std::fs::create_dir_all(dir)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
+        let (buf, written) = write_rdb(
+            BufWriter::with_capacity(1 << 20, file),
+            &point.snapshot,
+            &point.aux,
+            &opts,
+            checksum,
+        )?;
+        let file = buf.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        let bytes = file.metadata()?.len();
+        drop(file);
+        std::fs::rename(&temp, path)?;
+        // The rename is durable only once the directory entry is.
+        File::open(dir)?.sync_all()?;
+        Ok((bytes, written))
+    })();
+    if result.is_err() {
+        if let Err(e) = std::fs::remove_file(&temp) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(file = %temp.display(), error = %e, "cannot remove temp rdb file");
+            }
+        }
+    }
+    result.map_err(io_err(path))
+}
+
+/// Records a finished save: LASTSAVE, the dirty counter (minus what it was at the start),
+/// the byte count.
+fn finish(srv: &ServerState, point_dirty: u64, bytes: u64) {
+    srv.lastsave
+        .store(srv.clock.now_ms() / 1000, Ordering::Relaxed);
+    srv.save.last_bytes.store(bytes, Ordering::Relaxed);
+    let mut st = srv.engine.lock();
+    st.dirty = st.dirty.saturating_sub(point_dirty);
+}
+
+/// `SAVE`: writes the dump now, with the caller holding the engine lock (Redis's SAVE
+/// blocks every client too).
+pub fn save_locked(srv: &ServerState, st: &mut crate::cmd::EngineState) -> Result<(), SaveError> {
+    srv.save.saves.fetch_add(1, Ordering::Relaxed);
+    let point = save_point(srv, st);
+    let (bytes, written) = write_file(srv, &dump_path(srv), &point)?;
+    info!(keys = written.keys, "DB saved on disk");
+    st.dirty = st.dirty.saturating_sub(point.dirty);
+    srv.lastsave
+        .store(srv.clock.now_ms() / 1000, Ordering::Relaxed);
+    srv.save.last_bytes.store(bytes, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Starts a background save from a save point taken under the lock by the caller; returns
+/// false if one is already running.
+pub fn start_bgsave(srv: &Arc<ServerState>, point: SavePoint) -> bool {
+    if srv.save.bgsave_in_progress.swap(true, Ordering::AcqRel) {
+        return false;
+    }
+    let now = srv.clock.now_ms() / 1000;
+    srv.save.bgsave_started.store(now, Ordering::Relaxed);
+    srv.save.last_bgsave_try.store(now, Ordering::Relaxed);
+    srv.save.saves.fetch_add(1, Ordering::Relaxed);
+    info!("Background saving started");
+    let worker = srv.clone();
+    let spawned = std::thread::Builder::new()
+        .name("kura-bgsave".into())
+        .spawn(move || {
+            let srv = worker;
+            let started = Instant::now();
+            let result = write_file(&srv, &dump_path(&srv), &point);
+            let secs = started.elapsed().as_secs() as i64;
+            match result {
+                Ok((bytes, written)) => {
+                    finish(&srv, point.dirty, bytes);
+                    srv.save.last_bgsave_ok.store(true, Ordering::Relaxed);
+                    info!(keys = written.keys, bytes, "DB saved on disk");
+                    info!("Background saving terminated with success");
+                }
+                Err(e) => {
+                    srv.save.last_bgsave_ok.store(false, Ordering::Relaxed);
+                    warn!(error = %e, "Background saving error");
+                }
+            }
+            srv.save.last_bgsave_secs.store(secs, Ordering::Relaxed);
+            srv.save.bgsave_in_progress.store(false, Ordering::Release);
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the background save thread");
+        srv.save.last_bgsave_ok.store(false, Ordering::Relaxed);
+        srv.save.bgsave_in_progress.store(false, Ordering::Release);
+        return false;
+    }
+    true
+}
+
+/// Reports whether writes (and PING) must get MISCONF: save points are configured, the
+/// last background save failed and `stop-writes-on-bgsave-error` is on (Redis's
+/// `writeCommandsDeniedByDiskError`).
+pub fn writes_denied(srv: &ServerState) -> bool {
+    !srv.save.last_bgsave_ok.load(Ordering::Relaxed)
+        && srv.with_config(|c| c.stop_writes_on_bgsave_error && !c.save.is_empty())
+}
+
+/// The cron's part (serverCron): a scheduled BGSAVE, or a save point whose time and change
+/// count are both reached (`<changes> changes in <seconds> seconds. Saving...`). After a
+/// failed BGSAVE, the next try waits 5 s (`CONFIG_BGSAVE_RETRY_DELAY`).
+pub fn cron(srv: &Arc<ServerState>) {
+    if srv.save.bgsave_in_progress.load(Ordering::Acquire) {
+        return;
+    }
+    let now = srv.clock.now_ms() / 1000;
+    let scheduled = srv.save.scheduled.swap(false, Ordering::AcqRel);
+    let points = srv.with_config(|c| c.save.clone());
+    let st = srv.engine.lock();
+    let lastsave = srv.lastsave.load(Ordering::Relaxed);
+    let may_retry = srv.save.last_bgsave_ok.load(Ordering::Relaxed)
+        || now - srv.save.last_bgsave_try.load(Ordering::Relaxed) > 5;
+    let due = points
+        .iter()
+        .find(|&&(secs, changes)| st.dirty >= changes && now - lastsave > secs as i64);
+    if let (Some(&(secs, changes)), true) = (due, may_retry) {
+        info!("{changes} changes in {secs} seconds. Saving...");
+    } else if !scheduled {
+        return;
+    }
+    let point = save_point(srv, &st);
+    drop(st);
+    start_bgsave(srv, point);
+}
+
+/// The final save on the way out (SIGTERM, SIGINT, or SHUTDOWN's own decision): made when
+/// save points are configured and SHUTDOWN did not settle it already, as Redis's
+/// `prepareForShutdown`.
+pub fn final_save(srv: &ServerState) {
+    if srv.save.shutdown_settled.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if srv.with_config(|c| c.save.is_empty()) {
+        return;
+    }
+    info!("Saving the final RDB snapshot before exiting.");
+    let mut st = srv.engine.lock();
+    if let Err(e) = save_locked(srv, &mut st) {
+        warn!(error = %e, "Error trying to save the DB, can't exit.");
+    }
+}

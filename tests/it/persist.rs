@@ -1,0 +1,199 @@
+//! RDB files: SAVE/BGSAVE/LASTSAVE, save points, MISCONF, SHUTDOWN's final save, and files
+//! that the real redis-check-rdb and redis-server accept with identical contents.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use crate::support::{need_program, wait_until, Kura, RedisServer};
+
+fn dump_path(k: &Kura) -> std::path::PathBuf {
+    k.state.with_config(|c| c.dir.join(&c.dbfilename))
+}
+
+fn field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// Writes a dataset with every encoding kura writes: int/raw/LZF strings, small and
+/// multi-node lists, listpack and hashtable hashes, TTLs, two databases.
+fn fill(k: &Kura) {
+    let mut c = k.client();
+    c.cmd(&["SET", "n", "12345"]);
+    c.cmd(&["SET", "big", &"a".repeat(100)]);
+    c.cmd(&["SET", "s", "hello"]);
+    c.cmd(&["SET", "e", "1", "PX", "100000000"]);
+    c.cmd(&["RPUSH", "small", "a", "b", "7", "-300", "70000"]);
+    for i in 0..3000 {
+        c.cmd(&[
+            "RPUSH",
+            "long",
+            &format!("{{\"i\":{i},\"msg\":\"{}\"}}", "x".repeat(i % 50)),
+        ]);
+    }
+    c.cmd(&["HSET", "h", "f", "v", "n", "42"]);
+    for i in 0..300 {
+        c.cmd(&["HSET", "bigh", &format!("f{i}"), &format!("value {i}")]);
+    }
+    c.cmd(&["SELECT", "3"]);
+    c.cmd(&["RPUSH", "other", "x"]);
+}
+
+/// Every key of dbs 0 and 3 with its type, contents and PTTL bucket, via RESP.
+fn contents(mut c: crate::support::Raw) -> Vec<String> {
+    let mut out = Vec::new();
+    for db in ["0", "3"] {
+        c.cmd(&["SELECT", db]);
+        let keys = c.cmd(&["KEYS", "*"]);
+        let mut names: Vec<String> = keys
+            .split("\r\n")
+            .skip(1)
+            .filter(|l| !l.starts_with('$') && !l.is_empty())
+            .map(String::from)
+            .collect();
+        names.sort();
+        for k in names {
+            let ty = c.cmd(&["TYPE", &k]);
+            let body = match ty.as_str() {
+                "+string\r\n" => c.cmd(&["GET", &k]),
+                "+list\r\n" => c.cmd(&["LRANGE", &k, "0", "-1"]),
+                _ => {
+                    let r = c.cmd(&["HGETALL", &k]);
+                    let mut pairs: Vec<&str> = r.split("\r\n").collect();
+                    pairs.sort();
+                    pairs.join(",")
+                }
+            };
+            let ttl = c.cmd(&["PTTL", &k]);
+            let ttl = if ttl.starts_with(":-") {
+                ttl
+            } else {
+                ":set".into()
+            };
+            out.push(format!("{db} {k} {ty} {ttl} {body}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn save_writes_a_file_redis_check_rdb_and_redis_server_accept() {
+    let k = Kura::start();
+    fill(&k);
+    let mut c = k.client();
+    let before = c.cmd(&["LASTSAVE"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(c.cmd(&["SAVE"]), "+OK\r\n");
+    assert_ne!(c.cmd(&["LASTSAVE"]), before);
+    let info = c.cmd(&["INFO", "persistence"]);
+    assert_eq!(
+        field(&info, "rdb_changes_since_last_save").as_deref(),
+        Some("0")
+    );
+    assert_eq!(field(&info, "rdb_saves").as_deref(), Some("1"));
+    let path = dump_path(&k);
+    assert!(path.try_exists().unwrap());
+    let Some(check) = need_program("redis-check-rdb") else {
+        return;
+    };
+    let out = std::process::Command::new(check)
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("RDB looks OK"),
+        "{text}"
+    );
+    assert!(text.contains("Checksum OK"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&path, dir.path().join("dump.rdb")).unwrap();
+    let Some(redis) = RedisServer::start(&["--dir", &dir.path().display().to_string()]) else {
+        return;
+    };
+    let theirs = contents(redis.client());
+    assert_eq!(theirs.len(), 9, "{theirs:?}");
+    assert_eq!(theirs, contents(k.client()));
+}
+
+#[test]
+fn bgsave_saves_in_the_background_and_reports_status() {
+    let k = Kura::start();
+    fill(&k);
+    let mut c = k.client();
+    assert_eq!(c.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    assert!(wait_until(Duration::from_secs(10), || {
+        field(&c.cmd(&["INFO", "persistence"]), "rdb_bgsave_in_progress").as_deref() == Some("0")
+    }));
+    let info = c.cmd(&["INFO", "persistence"]);
+    assert_eq!(
+        field(&info, "rdb_last_bgsave_status").as_deref(),
+        Some("ok")
+    );
+    assert_eq!(
+        field(&info, "rdb_changes_since_last_save").as_deref(),
+        Some("0")
+    );
+    assert_ne!(
+        field(&info, "rdb_last_bgsave_time_sec").as_deref(),
+        Some("-1")
+    );
+    assert!(dump_path(&k).try_exists().unwrap());
+    assert_eq!(c.cmd(&["BGSAVE", "now"]), "-ERR syntax error\r\n");
+    // Inside MULTI it is scheduled and the cron starts it.
+    std::fs::remove_file(dump_path(&k)).unwrap();
+    c.cmd(&["MULTI"]);
+    c.cmd(&["BGSAVE"]);
+    assert_eq!(c.cmd(&["EXEC"]), "*1\r\n+Background saving scheduled\r\n");
+    assert!(wait_until(Duration::from_secs(10), || dump_path(&k)
+        .try_exists()
+        .unwrap()));
+}
+
+#[test]
+fn save_points_trigger_a_background_save() {
+    let k = Kura::start_with(|c| c.save = vec![(1, 2)]);
+    let mut c = k.client();
+    c.cmd(&["RPUSH", "l", "a"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !dump_path(&k).try_exists().unwrap(),
+        "one change is below the save point"
+    );
+    c.cmd(&["RPUSH", "l", "b"]);
+    assert!(wait_until(Duration::from_secs(10), || dump_path(&k)
+        .try_exists()
+        .unwrap()));
+}
+
+#[test]
+fn a_failed_bgsave_turns_writes_and_ping_into_misconf() {
+    let k = Kura::start_with(|c| {
+        c.save = vec![(3600, 1)];
+        c.dbfilename = "dump.rdb".into();
+    });
+    // A dir that is a file: the save cannot create its temp file (root ignores modes).
+    let blocker = k.state.with_config(|c| c.dir.join("not-a-dir"));
+    std::fs::write(&blocker, b"x").unwrap();
+    k.state.config.write().unwrap().dir = blocker;
+    let mut c = k.client();
+    c.cmd(&["SET", "a", "1"]);
+    assert_eq!(c.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    assert!(wait_until(Duration::from_secs(10), || {
+        field(&c.cmd(&["INFO", "persistence"]), "rdb_last_bgsave_status").as_deref() == Some("err")
+    }));
+    let misconf = c.cmd(&["SET", "a", "2"]);
+    assert!(
+        misconf.starts_with("-MISCONF Redis is configured to save RDB snapshots"),
+        "{misconf}"
+    );
+    assert!(c.cmd(&["PING"]).starts_with("-MISCONF"));
+    assert_eq!(c.cmd(&["GET", "a"]), "$1\r\n1\r\n", "reads still work");
+    assert_eq!(
+        c.cmd(&["SAVE"]),
+        "-ERR\r\n",
+        "a failed SAVE answers a bare -ERR"
+    );
+}
