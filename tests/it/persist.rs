@@ -197,3 +197,94 @@ fn a_failed_bgsave_turns_writes_and_ping_into_misconf() {
         "a failed SAVE answers a bare -ERR"
     );
 }
+
+#[test]
+fn sigterm_and_shutdown_save_when_save_points_are_set() {
+    use crate::support::KuraProcess;
+    // SIGTERM with save points: the final save happens before exit.
+    let mut p = KuraProcess::start(&["--save", "3600 1"]);
+    p.client().cmd(&["RPUSH", "l", "a", "b"]);
+    p.signal("TERM");
+    assert!(p
+        .wait_exit(Duration::from_secs(10))
+        .is_some_and(|s| s.success()));
+    assert!(p.dir.path().join("dump.rdb").try_exists().unwrap());
+    // SHUTDOWN NOSAVE: no file, even with save points.
+    let mut p = KuraProcess::start(&["--save", "3600 1"]);
+    let mut c = p.client();
+    c.cmd(&["SET", "k", "v"]);
+    c.send(&[b"SHUTDOWN", b"NOSAVE"]);
+    assert!(p.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(!p.dir.path().join("dump.rdb").try_exists().unwrap());
+    // SHUTDOWN SAVE without save points: saved.
+    let mut p = KuraProcess::start(&[]);
+    let mut c = p.client();
+    c.cmd(&["SET", "k", "v"]);
+    c.send(&[b"SHUTDOWN", b"SAVE"]);
+    assert!(p.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(p.dir.path().join("dump.rdb").try_exists().unwrap());
+}
+
+#[test]
+fn bgsave_is_one_point_in_time_while_writers_keep_going() {
+    let k = Kura::start();
+    let mut c = k.client();
+    for i in 0..20_000 {
+        c.send(&[b"RPUSH", b"a", i.to_string().as_bytes()]);
+    }
+    for _ in 0..20_000 {
+        c.read_reply();
+    }
+    c.cmd(
+        &["RPUSH", "b"]
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n("x", 20_000))
+            .collect::<Vec<_>>(),
+    );
+    // A writer keeps both lists the same length, one transaction at a time.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut w = k.client();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                w.cmd(&["MULTI"]);
+                w.cmd(&["RPUSH", "a", "y"]);
+                w.cmd(&["RPUSH", "b", "y"]);
+                w.cmd(&["EXEC"]);
+                n += 1;
+            }
+            n
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(c.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    assert!(wait_until(Duration::from_secs(20), || {
+        field(&c.cmd(&["INFO", "persistence"]), "rdb_bgsave_in_progress").as_deref() == Some("0")
+    }));
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let transactions = writer.join().unwrap();
+    assert!(transactions > 0, "the writer ran during the save");
+    let Some(redis_dir) = need_program("redis-server").map(|_| tempfile::tempdir().unwrap()) else {
+        return;
+    };
+    std::fs::copy(dump_path(&k), redis_dir.path().join("dump.rdb")).unwrap();
+    let Some(redis) = RedisServer::start(&["--dir", &redis_dir.path().display().to_string()])
+    else {
+        return;
+    };
+    let mut r = redis.client();
+    let (a, b) = (r.cmd(&["LLEN", "a"]), r.cmd(&["LLEN", "b"]));
+    assert_eq!(a, b, "both lists from the same instant");
+    let saved: u64 = a.trim_start_matches(':').trim().parse().unwrap();
+    let now: u64 = c
+        .cmd(&["LLEN", "a"])
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(saved >= 20_000 && saved < now, "saved {saved}, now {now}");
+}
