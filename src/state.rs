@@ -213,6 +213,9 @@ pub struct ServerState {
     pub engine: Engine,
     /// This state's own `Arc`, for handlers that start work outliving the command (BGSAVE).
     pub self_ref: std::sync::OnceLock<std::sync::Weak<ServerState>>,
+    /// The dataset is being loaded at start: commands without the LOADING flag get
+    /// `-LOADING`, INFO shows `loading:1`.
+    pub loading: AtomicBool,
     /// RDB save status (INFO persistence, LASTSAVE, BGSAVE).
     pub save: crate::persist::save::SaveStatus,
     /// Prometheus families, in a registry of this server's own.
@@ -279,6 +282,7 @@ impl ServerState {
             engine,
             metrics: crate::metrics::Metrics::new(),
             save: Default::default(),
+            loading: AtomicBool::new(false),
             self_ref: std::sync::OnceLock::new(),
             clock,
             clients: Clients::default(),

@@ -393,6 +393,13 @@ fn check(
             false,
         ));
     }
+    // The dataset is still being loaded: only LOADING-flagged commands (INFO, PING, ...).
+    if srv.loading.load(std::sync::atomic::Ordering::Relaxed) && !spec.has(flags::LOADING) {
+        return Err((
+            Bytes::from_static(b"LOADING Redis is loading the dataset in memory"),
+            true,
+        ));
+    }
     // A MONITOR is a replica to Redis (CLIENT_SLAVE): it may not touch the keyspace.
     if sess.monitor && spec.has(flags::WRITE | flags::READONLY | flags::MAY_REPLICATE) {
         return Err((

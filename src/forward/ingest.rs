@@ -188,6 +188,10 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
         m.rejected.with_label_values(&["oom"]).inc();
         return Err(batch);
     }
+    // The dataset is still loading at start: hold the chunk until it is in.
+    if fwd.srv.loading.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(batch);
+    }
     let Batch {
         tag,
         chunk,

@@ -59,6 +59,10 @@ pub struct SaveStatus {
     pub last_bytes: AtomicU64,
     /// SHUTDOWN already decided about the final save (made it, or was told NOSAVE).
     pub shutdown_settled: AtomicBool,
+    /// Keys the last load put in (`rdb_last_load_keys_loaded`).
+    pub last_load_loaded: AtomicU64,
+    /// Keys the last load dropped as expired (`rdb_last_load_keys_expired`).
+    pub last_load_expired: AtomicU64,
 }
 
 impl Default for SaveStatus {
@@ -73,6 +77,8 @@ impl Default for SaveStatus {
             scheduled: AtomicBool::new(false),
             last_bytes: AtomicU64::new(0),
             shutdown_settled: AtomicBool::new(false),
+            last_load_loaded: AtomicU64::new(0),
+            last_load_expired: AtomicU64::new(0),
         }
     }
 }

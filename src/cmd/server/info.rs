@@ -336,7 +336,7 @@ fn persistence(ctx: &Ctx<'_>) -> String {
     let bgsave = save.bgsave_in_progress.load(Ordering::Acquire);
     let mut s = String::new();
     fields!(s,
-        "loading" => 0,
+        "loading" => u8::from(ctx.srv.loading.load(Ordering::Relaxed)),
         "async_loading" => 0,
         "current_cow_peak" => 0,
         "current_cow_size" => 0,
@@ -356,8 +356,8 @@ fn persistence(ctx: &Ctx<'_>) -> String {
         },
         "rdb_saves" => save.saves.load(Ordering::Relaxed),
         "rdb_last_cow_size" => 0,
-        "rdb_last_load_keys_expired" => 0,
-        "rdb_last_load_keys_loaded" => 0,
+        "rdb_last_load_keys_expired" => save.last_load_expired.load(Ordering::Relaxed),
+        "rdb_last_load_keys_loaded" => save.last_load_loaded.load(Ordering::Relaxed),
         "aof_enabled" => u8::from(aof),
         "aof_rewrite_in_progress" => 0,
         "aof_rewrite_scheduled" => 0,
