@@ -21,5 +21,6 @@ mod lists;
 mod memory;
 mod protocol;
 mod pubsub;
+mod rdb_load;
 mod server;
 mod smoke;

@@ -504,29 +504,61 @@ struct Pending {
     idle: Option<u64>,
 }
 
-/// The main loop, after the header.
+/// The loader's state between opcodes.
+struct Walk<'a> {
+    r: Reader<'a>,
+    out: Loaded,
+    opts: &'a LoadOpts,
+    /// `opts.now_ms` in seconds, for access times and the `ctime` log line.
+    now_s: i64,
+    /// The database SELECTDB chose (0 until one does, as in Redis).
+    db: usize,
+}
+
+/// The main loop, after the header (`rdbLoadRioWithLoadingCtx`'s `while(1)`).
 fn parse(buf: &[u8], databases: usize, opts: &LoadOpts, version: u32) -> Result<Parsed, LoadError> {
     let mut r = Reader::new(buf);
     // The header was checked by `header`.
     r.read_bytes(9).map_err(|e| read_err(0, "start", None, e))?;
-    let mut out = Loaded {
-        keyspace: Keyspace::new(databases),
-        aux: Vec::new(),
-        keys_loaded: 0,
-        keys_expired: 0,
-        empty_keys_skipped: 0,
-        version,
-        checksum: Checksum::Absent,
+    let mut w = Walk {
+        r,
+        out: Loaded {
+            keyspace: Keyspace::new(databases),
+            aux: Vec::new(),
+            keys_loaded: 0,
+            keys_expired: 0,
+            empty_keys_skipped: 0,
+            version,
+            checksum: Checksum::Absent,
+        },
+        opts,
+        now_s: opts.now_ms.div_euclid(1000),
+        db: 0,
     };
-    let now_s = opts.now_ms.div_euclid(1000);
-    let mut db = 0usize;
     let mut next = Pending::default();
     loop {
-        let at = r.pos();
-        let ty = r
-            .read_u8()
-            .map_err(|e| read_err(at, "read-type", None, e))?;
-        match ty {
+        let at = w.r.pos();
+        let ty =
+            w.r.read_u8()
+                .map_err(|e| read_err(at, "read-type", None, e))?;
+        if ty == opcode::EOF {
+            break;
+        }
+        if ty < opcode::FUNCTION2 {
+            // A value type: the key and value follow; the pending opcodes apply to it only.
+            w.key(ty, at, std::mem::take(&mut next))?;
+        } else {
+            w.opcode(ty, at, &mut next)?;
+        }
+    }
+    w.end()
+}
+
+impl Walk<'_> {
+    /// Handles opcode `op` at `at` (everything from 0xF5 up but EOF).
+    fn opcode(&mut self, op: u8, at: usize, next: &mut Pending) -> Result<(), LoadError> {
+        let r = &mut self.r;
+        match op {
             opcode::EXPIRETIME_MS => {
                 // Little endian on every platform (Redis byte-swaps only on big-endian hosts).
                 let b = r
@@ -552,11 +584,11 @@ fn parse(buf: &[u8], databases: usize, opts: &LoadOpts, version: u32) -> Result<
                     .map_err(|e| read_err(at, "read-idle", None, e))?;
                 next.idle = Some(idle);
             }
-            opcode::EOF => break,
             opcode::SELECTDB => {
                 let n = r
                     .read_length()
                     .map_err(|e| read_err(at, "read-selectdb", None, e))?;
+                let databases = self.out.keyspace.dbs.len();
                 if n >= databases as u64 {
                     return Err(LoadError::DbOutOfRange {
                         db: n,
@@ -564,7 +596,7 @@ fn parse(buf: &[u8], databases: usize, opts: &LoadOpts, version: u32) -> Result<
                         at,
                     });
                 }
-                db = n as usize;
+                self.db = n as usize;
             }
             opcode::RESIZEDB => {
                 let keys = r
@@ -576,7 +608,7 @@ fn parse(buf: &[u8], databases: usize, opts: &LoadOpts, version: u32) -> Result<
                 // Only a hint: bounded by what the rest of the file could hold (a key takes
                 // at least 3 bytes), so a corrupt hint cannot ask for absurd memory.
                 let cap = (r.remaining() / 3) as u64;
-                if let Some(d) = out.keyspace.dbs.get_mut(db) {
+                if let Some(d) = self.out.keyspace.dbs.get_mut(self.db) {
                     d.reserve(keys.min(cap) as usize, expires.min(cap) as usize);
                 }
             }
@@ -587,141 +619,128 @@ fn parse(buf: &[u8], databases: usize, opts: &LoadOpts, version: u32) -> Result<
                 let v = r
                     .read_string()
                     .map_err(|e| read_err(at, "read-aux", None, e))?;
-                log_aux(&k, &v, now_s);
-                out.aux.push((k.into_owned(), v.into_owned()));
+                log_aux(&k, &v, self.now_s);
+                self.out.aux.push((k.into_owned(), v.into_owned()));
             }
             opcode::MODULE_AUX => {
                 let module = r.read_length().ok().map(module_name).unwrap_or_default();
                 return Err(LoadError::ModuleAux { module, at });
             }
-            opcode::FUNCTION2 | opcode::FUNCTION => {
-                let library = if ty == opcode::FUNCTION2 {
+            // FUNCTION2, or FUNCTION from the 7.0 release candidates.
+            _ => {
+                let library = if op == opcode::FUNCTION2 {
                     r.read_string().ok().and_then(|code| library_name(&code))
                 } else {
                     None
                 };
                 return Err(LoadError::Function { library, at });
             }
-            _ => {
-                let pending = std::mem::take(&mut next);
-                load_key(&mut r, &mut out, ty, at, db, pending, opts, now_s)?;
-            }
         }
+        Ok(())
     }
-    end(&mut r, out)
-}
 
-/// Reads one key and its value (type byte `ty` at `at`) into database `db`.
-#[allow(clippy::too_many_arguments)]
-fn load_key(
-    r: &mut Reader<'_>,
-    out: &mut Loaded,
-    ty: u8,
-    at: usize,
-    db: usize,
-    next: Pending,
-    opts: &LoadOpts,
-    now_s: i64,
-) -> Result<(), LoadError> {
-    let key = r
-        .read_string()
-        .map_err(|e| read_err(at, "read-key", None, e))?;
-    let ctx = |key: &[u8]| {
-        Some(KeyCtx {
-            key: KeyName(key.to_vec()),
-            db,
-        })
-    };
-    let value_at = r.pos();
-    let value = match r.read_object(ty) {
-        Ok(v) => v,
-        Err(RdbError::Empty(what)) => {
-            // `rdbLoadObject` reads the whole (empty) value before giving up, so the reader
-            // is past it and loading goes on.
-            out.empty_keys_skipped += 1;
-            if out.empty_keys_skipped <= EMPTY_KEYS_LOGGED {
-                tracing::warn!(
-                    key = %KeyName(key.to_vec()),
-                    db,
-                    what,
-                    "rdbLoadObject skipping empty key: {}",
-                    KeyName(key.to_vec())
-                );
+    /// Reads one key and its value (type byte `ty` at `at`) into the selected database.
+    fn key(&mut self, ty: u8, at: usize, next: Pending) -> Result<(), LoadError> {
+        let (r, out, db) = (&mut self.r, &mut self.out, self.db);
+        let key = r
+            .read_string()
+            .map_err(|e| read_err(at, "read-key", None, e))?;
+        let value_at = r.pos();
+        let value = match r.read_object(ty) {
+            Ok(v) => v,
+            Err(RdbError::Empty(what)) => {
+                // `rdbLoadObject` reads the whole (empty) value before giving up, so the
+                // reader is past it and loading goes on.
+                out.empty_keys_skipped += 1;
+                if out.empty_keys_skipped <= EMPTY_KEYS_LOGGED {
+                    let key = KeyName(key.into_owned());
+                    tracing::warn!(%key, db, what, "rdbLoadObject skipping empty key: {key}");
+                }
+                return Ok(());
             }
-            return Ok(());
+            Err(RdbError::UnsupportedType { ty, name }) => {
+                let module = (ty == types::MODULE || ty == types::MODULE_2)
+                    .then(|| r.clone().read_length().ok().map(module_name))
+                    .flatten();
+                return Err(LoadError::UnsupportedType {
+                    key: KeyName(key.into_owned()),
+                    db,
+                    ty,
+                    name,
+                    module,
+                    at,
+                });
+            }
+            Err(e) => {
+                let ctx = KeyCtx {
+                    key: KeyName(key.into_owned()),
+                    db,
+                };
+                return Err(read_err(value_at, "read-object-value", Some(ctx), e));
+            }
+        };
+        // A master drops what has already expired (Redis: `expiretime < now`); a replica
+        // keeps it for its master's DEL.
+        if let Some(when) = next.expire {
+            if self.opts.drop_expired && when < self.opts.now_ms {
+                out.keys_expired += 1;
+                return Ok(());
+            }
         }
-        Err(RdbError::UnsupportedType { ty, name }) => {
-            let module = (ty == types::MODULE || ty == types::MODULE_2)
-                .then(|| r.clone().read_length().ok().map(module_name))
-                .flatten();
-            return Err(LoadError::UnsupportedType {
+        let Some(d) = out.keyspace.dbs.get_mut(db) else {
+            // Only with 0 databases: keys before any SELECTDB go to DB 0.
+            return Err(LoadError::DbOutOfRange {
+                db: db as u64,
+                databases: 0,
+                at,
+            });
+        };
+        let mut entry = Entry::new(value, self.opts.now_ms).with_expire(next.expire);
+        if let Some(idle) = next.idle {
+            // `objectSetLRUOrLFU`: last access = now - idle (OBJECT IDLETIME answers idle).
+            let access = self.now_s.saturating_sub(idle.min(i64::MAX as u64) as i64);
+            entry.access = access.clamp(0, u32::MAX as i64) as u32;
+        }
+        if d.insert(&key[..], entry).is_some() {
+            return Err(LoadError::DuplicateKey {
                 key: KeyName(key.into_owned()),
                 db,
-                ty,
-                name,
-                module,
                 at,
             });
         }
-        Err(e) => return Err(read_err(value_at, "read-object-value", ctx(&key), e)),
-    };
-    // A master drops what has already expired (Redis: `expiretime < now`); a replica keeps
-    // it for its master's DEL.
-    if let Some(when) = next.expire {
-        if opts.drop_expired && when < opts.now_ms {
-            out.keys_expired += 1;
-            return Ok(());
+        out.keys_loaded += 1;
+        Ok(())
+    }
+
+    /// After the EOF opcode: the checksum (version >= 5) and nothing else.
+    fn end(self) -> Result<Parsed, LoadError> {
+        let Walk {
+            mut r, out: loaded, ..
+        } = self;
+        let body_len = r.pos();
+        let stored_crc = if loaded.version >= 5 {
+            let b = r
+                .read_bytes(8)
+                .map_err(|e| read_err(body_len, "check-sum", None, e))?;
+            Some(u64::from_le_bytes(le8(b)))
+        } else {
+            None
+        };
+        if r.remaining() > 0 {
+            return Err(LoadError::Trailing {
+                at: r.pos(),
+                len: r.remaining(),
+            });
         }
+        Ok(Parsed {
+            loaded,
+            body_len,
+            stored_crc,
+        })
     }
-    let Some(d) = out.keyspace.dbs.get_mut(db) else {
-        // Only with 0 databases: keys before any SELECTDB go to DB 0.
-        return Err(LoadError::DbOutOfRange {
-            db: db as u64,
-            databases: out.keyspace.dbs.len(),
-            at,
-        });
-    };
-    let mut entry = Entry::new(value, opts.now_ms).with_expire(next.expire);
-    if let Some(idle) = next.idle {
-        // `objectSetLRUOrLFU`: last access = now - idle (OBJECT IDLETIME then answers idle).
-        let access = now_s.saturating_sub(idle.min(i64::MAX as u64) as i64);
-        entry.access = access.clamp(0, u32::MAX as i64) as u32;
-    }
-    if d.insert(&key[..], entry).is_some() {
-        return Err(LoadError::DuplicateKey {
-            key: KeyName(key.into_owned()),
-            db,
-            at,
-        });
-    }
-    out.keys_loaded += 1;
-    Ok(())
 }
 
-/// After the EOF opcode: the checksum (version >= 5) and nothing else.
-fn end(r: &mut Reader<'_>, loaded: Loaded) -> Result<Parsed, LoadError> {
-    let body_len = r.pos();
-    let stored_crc = if loaded.version >= 5 {
-        let b = r
-            .read_bytes(8)
-            .map_err(|e| read_err(body_len, "check-sum", None, e))?;
-        Some(u64::from_le_bytes(le8(b)))
-    } else {
-        None
-    };
-    if r.remaining() > 0 {
-        return Err(LoadError::Trailing {
-            at: r.pos(),
-            len: r.remaining(),
-        });
-    }
-    Ok(Parsed {
-        loaded,
-        body_len,
-        stored_crc,
-    })
-}
-
+/// Copies exactly 8 bytes (callers pass `read_bytes(8)`) into an array.
 fn le8(b: &[u8]) -> [u8; 8] {
     let mut a = [0u8; 8];
     a.copy_from_slice(b);
