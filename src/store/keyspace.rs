@@ -188,6 +188,18 @@ impl Db {
         true
     }
 
+    /// Makes room for about `keys` more keys, `expires` of them with an expiry, so a bulk
+    /// load (an RDB's RESIZEDB hint, Redis's `dictExpand`) does not rehash as it grows.
+    /// Callers bound the numbers: they come from files.
+    pub fn reserve(&mut self, keys: usize, expires: usize) {
+        // Keys spread evenly over the shards; a little slack for the unevenness.
+        let per_shard = keys / SHARDS + keys / (SHARDS * 8) + 1;
+        for s in &mut self.shards {
+            Arc::make_mut(s).reserve(per_shard);
+        }
+        self.expires.reserve(expires);
+    }
+
     /// Removes every key.
     pub fn clear(&mut self) {
         *self = Db::default();

@@ -22,5 +22,6 @@ mod memory;
 mod persist;
 mod protocol;
 mod pubsub;
+mod rdb_load;
 mod server;
 mod smoke;

@@ -6,12 +6,15 @@
 //! - [`decode`] reads every string, list and hash encoding Redis 7.0 or older may produce,
 //!   as pure functions over `&[u8]`, bounds-checked so corrupt input never panics.
 //! - [`payload`] adds the DUMP footer (RDB version + CRC64).
+//! - [`load`] reads a whole RDB file (opcodes, AUX fields, databases, checksum) into a
+//!   keyspace.
 //! - [`crc64`], [`lzf`], [`listpack`], [`ziplist`] are the building blocks.
 
 pub mod crc64;
 pub mod decode;
 pub mod encode;
 pub mod listpack;
+pub mod load;
 pub mod lzf;
 pub mod payload;
 pub mod writer;
