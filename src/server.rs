@@ -19,6 +19,9 @@ pub enum StartError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// The dump could not be loaded.
+    #[error(transparent)]
+    Load(#[from] crate::persist::save::LoadStartError),
     /// The forward door could not start.
     #[error(transparent)]
     Forward(#[from] crate::forward::ForwardError),
@@ -63,6 +66,10 @@ impl Server {
             .used_memory_startup
             .store(state.used_memory.load(Ordering::Relaxed), Ordering::Relaxed);
         let (drain_tx, drain_rx) = mpsc::channel::<()>(1);
+        // Clients may connect while the dump loads; they get -LOADING until it is in.
+        let dump = crate::persist::save::dump_path(&state);
+        let has_dump = dump.try_exists().unwrap_or(true);
+        state.loading.store(has_dump, Ordering::Relaxed);
         let mut resp_addrs = Vec::new();
         for host in &config.bind {
             let host = host.trim_start_matches('-');
@@ -88,6 +95,28 @@ impl Server {
             crate::forward::start(state.clone(), config.forward.clone(), drain_tx.clone()).await?;
         if let Some(addr) = forward_addr {
             info!(%addr, "forward door listening tcp and udp");
+        }
+        if has_dump {
+            let loader = state.clone();
+            let loaded =
+                tokio::task::spawn_blocking(move || crate::persist::save::load_dump(&loader)).await;
+            state.loading.store(false, Ordering::Relaxed);
+            let failure = match loaded {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(StartError::Load(e)),
+                Err(e) => Some(StartError::Load(
+                    crate::persist::save::LoadStartError::Read {
+                        path: dump.display().to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    },
+                )),
+            };
+            if let Some(e) = failure {
+                // Never start on half the data, and never overwrite the file on the way out.
+                state.save.shutdown_settled.store(true, Ordering::Release);
+                state.request_shutdown();
+                return Err(e);
+            }
         }
         tokio::spawn(crate::cron::run(state.clone(), drain_tx.clone()));
         info!(addrs = ?resp_addrs, "ready to accept connections tcp");

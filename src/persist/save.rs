@@ -286,3 +286,78 @@ pub fn final_save(srv: &ServerState) {
         warn!(error = %e, "Error trying to save the DB, can't exit.");
     }
 }
+
+/// Why the dump could not be loaded at start (kura then does not start, and the file is
+/// left as it is).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadStartError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not a loadable RDB.
+    #[error("cannot load {path}: {source}")]
+    Load {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        source: super::rdb::load::LoadError,
+    },
+}
+
+/// Loads `dir`/`dbfilename` into the keyspace, if the file exists (Redis's
+/// `loadDataFromDisk`). Returns the keys loaded.
+pub fn load_dump(srv: &ServerState) -> Result<Option<u64>, LoadStartError> {
+    use super::rdb::load::{load, LoadOpts};
+    let path = dump_path(srv);
+    let shown = path.display().to_string();
+    let buf = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(LoadStartError::Read {
+                path: shown,
+                source,
+            })
+        }
+    };
+    let started = Instant::now();
+    let now = srv.clock.now_ms();
+    let (databases, replica) = srv.with_config(|c| (c.databases, c.replicaof.is_some()));
+    let opts = if replica {
+        LoadOpts::replica(now)
+    } else {
+        LoadOpts::master(now)
+    };
+    let loaded = load(&buf, databases, &opts).map_err(|source| LoadStartError::Load {
+        path: shown.clone(),
+        source,
+    })?;
+    if let Some(v) = loaded.redis_ver() {
+        info!("Loading RDB produced by version {v}");
+    }
+    if let Some(ctime) = loaded.ctime() {
+        info!("RDB age {} seconds", now / 1000 - ctime);
+    }
+    info!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        loaded.keys_loaded, loaded.keys_expired
+    );
+    info!(
+        "DB loaded from disk: {:.3} seconds",
+        started.elapsed().as_secs_f64()
+    );
+    srv.save
+        .last_load_loaded
+        .store(loaded.keys_loaded, Ordering::Relaxed);
+    srv.save
+        .last_load_expired
+        .store(loaded.keys_expired, Ordering::Relaxed);
+    let keys = loaded.keys_loaded;
+    srv.engine.lock().ks = loaded.keyspace;
+    Ok(Some(keys))
+}

@@ -288,3 +288,97 @@ fn bgsave_is_one_point_in_time_while_writers_keep_going() {
         .unwrap();
     assert!(saved >= 20_000 && saved < now, "saved {saved}, now {now}");
 }
+
+#[test]
+fn a_restart_loads_the_dump_and_a_corrupt_one_stops_the_start() {
+    use crate::support::KuraProcess;
+    let mut first = KuraProcess::start(&[]);
+    let mut c = first.client();
+    c.cmd(&["RPUSH", "l", "a", "b", "c"]);
+    c.cmd(&["HSET", "h", "f", "v"]);
+    c.cmd(&["SET", "t", "v", "EX", "1000"]);
+    c.send(&[b"SHUTDOWN", b"SAVE"]);
+    assert!(first.wait_exit(Duration::from_secs(10)).is_some());
+    let dir = first.dir.path().display().to_string();
+    let second = KuraProcess::start(&["--dir", &dir]);
+    let mut c = second.client();
+    assert_eq!(
+        c.cmd(&["LRANGE", "l", "0", "-1"]),
+        "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n"
+    );
+    assert_eq!(c.cmd(&["HGET", "h", "f"]), "$1\r\nv\r\n");
+    assert!(c.cmd(&["TTL", "t"]).starts_with(":99"));
+    let info = c.cmd(&["INFO", "persistence"]);
+    assert_eq!(
+        field(&info, "rdb_last_load_keys_loaded").as_deref(),
+        Some("3")
+    );
+    assert!(second
+        .log()
+        .contains("Done loading RDB, keys loaded: 3, keys expired: 0."));
+    drop(second);
+    // Flip one byte: the checksum refuses it, kura does not start, the file is untouched.
+    let path = first.dir.path().join("dump.rdb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kura"))
+        .args(KuraProcess::base_args(0, first.dir.path()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot load") && err.contains("dump.rdb"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file is left as it was"
+    );
+}
+
+#[test]
+fn kura_starts_on_a_dump_redis_server_wrote() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let mut r = redis.client();
+    r.cmd(&["RPUSH", "l", "x", "y"]);
+    r.cmd(&["HSET", "h", "a", "1"]);
+    r.cmd(&["SELECT", "2"]);
+    r.cmd(&["SET", "s", "v"]);
+    assert_eq!(r.cmd(&["SAVE"]), "+OK\r\n");
+    let dir = r.cmd(&["CONFIG", "GET", "dir"]);
+    let dir = dir.split("\r\n").nth(4).unwrap().to_string();
+    let k = Kura::start_with(|c| c.dir = dir.clone().into());
+    let mut c = k.client();
+    assert_eq!(
+        c.cmd(&["LRANGE", "l", "0", "-1"]),
+        "*2\r\n$1\r\nx\r\n$1\r\ny\r\n"
+    );
+    assert_eq!(c.cmd(&["HGET", "h", "a"]), "$1\r\n1\r\n");
+    c.cmd(&["SELECT", "2"]);
+    assert_eq!(c.cmd(&["GET", "s"]), "$1\r\nv\r\n");
+}
+
+#[test]
+fn while_loading_commands_get_loading_but_info_answers() {
+    let k = Kura::start();
+    k.state
+        .loading
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut c = k.client();
+    assert_eq!(
+        c.cmd(&["GET", "a"]),
+        "-LOADING Redis is loading the dataset in memory\r\n"
+    );
+    let info = c.cmd(&["INFO", "persistence"]);
+    assert_eq!(field(&info, "loading").as_deref(), Some("1"));
+    k.state
+        .loading
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(c.cmd(&["GET", "a"]), "$-1\r\n");
+}

@@ -27,6 +27,32 @@ pub use payload::{dump_payload, verify_payload};
 /// The RDB version Redis 7.0 writes (`RDB_VERSION`), and the highest it reads.
 pub const RDB_VERSION: u16 = 10;
 
+/// Opcodes: bytes read where a value type would be (`RDB_OPCODE_*` in `rdb.h`, §3.1).
+pub mod opcode {
+    /// A function library (7.0 GA and later): one string holding the library's code.
+    pub const FUNCTION2: u8 = 0xF5;
+    /// A function library in the 7.0-rc1/rc2 format.
+    pub const FUNCTION: u8 = 0xF6;
+    /// Module data not tied to a key.
+    pub const MODULE_AUX: u8 = 0xF7;
+    /// The next key's LRU idle time in seconds (a length).
+    pub const IDLE: u8 = 0xF8;
+    /// The next key's LFU counter (one byte).
+    pub const FREQ: u8 = 0xF9;
+    /// An auxiliary field: two strings.
+    pub const AUX: u8 = 0xFA;
+    /// A hint of the selected database's size: two lengths.
+    pub const RESIZEDB: u8 = 0xFB;
+    /// The next key's expiry: 8 bytes LE, unix milliseconds.
+    pub const EXPIRETIME_MS: u8 = 0xFC;
+    /// The next key's expiry, legacy form: 4 bytes LE, unix seconds.
+    pub const EXPIRETIME: u8 = 0xFD;
+    /// Selects a database: a length.
+    pub const SELECTDB: u8 = 0xFE;
+    /// End of the data; the CRC64 follows (version >= 5).
+    pub const EOF: u8 = 0xFF;
+}
+
 /// Value type bytes (`RDB_TYPE_*` in `rdb.h`).
 pub mod types {
     /// A string.

@@ -11,22 +11,8 @@ use std::io::{self, Write};
 
 use super::crc64::Crc64Writer;
 use super::encode::{value_type, write_length, write_object, write_string, WriteOpts};
-use super::RDB_VERSION;
+use super::{opcode, RDB_VERSION};
 use crate::store::Snapshot;
-
-/// RDB opcodes (`RDB_OPCODE_*` in `rdb.h`).
-mod opcode {
-    /// An auxiliary field.
-    pub const AUX: u8 = 0xfa;
-    /// Database size hints.
-    pub const RESIZEDB: u8 = 0xfb;
-    /// The next key's expiry, unix ms, 8 bytes little endian.
-    pub const EXPIRETIME_MS: u8 = 0xfc;
-    /// Selects a database.
-    pub const SELECTDB: u8 = 0xfe;
-    /// End of data.
-    pub const EOF: u8 = 0xff;
-}
 
 /// The AUX fields of a file: facts about the server that wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
