@@ -36,6 +36,29 @@ fn idx(h: u32) -> usize {
     ((h >> (3 * 8 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
+/// Returns the first `i` in `from..to` where `inp[a + i] != inp[b + i]`, or `to`: the
+/// match loops of `lzf_compress`, eight bytes per step.
+#[inline]
+fn first_mismatch(inp: &[u8], a: usize, b: usize, from: usize, to: usize) -> usize {
+    let mut i = from;
+    while i + 8 <= to {
+        let (x, y) = (&inp[a + i..a + i + 8], &inp[b + i..b + i + 8]);
+        let mut wx = [0u8; 8];
+        let mut wy = [0u8; 8];
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        let diff = u64::from_le_bytes(wx) ^ u64::from_le_bytes(wy);
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < to && inp[a + i] == inp[b + i] {
+        i += 1;
+    }
+    i
+}
+
 /// Compresses `input` into at most `out_len` bytes, as `lzf_compress` does.
 ///
 /// Returns `None` where liblzf returns 0: empty input, or output that does not fit (by liblzf's
@@ -87,21 +110,21 @@ fn compress_with(htab: &mut [u32], input: &[u8], out_len: usize) -> Option<Vec<u
 
             // The match loop, unrolled 16 times in C when maxlen > 16: the unrolled part may
             // run past maxlen by up to two bytes (all compared), which changes the output.
+            // Both steps compare words at a time but stop exactly where the byte loops do.
             'matching: {
                 if maxlen > 16 {
-                    for _ in 0..16 {
-                        len += 1;
-                        if inp[r + len] != inp[ip + len] {
-                            break 'matching;
-                        }
+                    let m = first_mismatch(inp, r, ip, len + 1, len + 17);
+                    if m < len + 17 {
+                        len = m;
+                        break 'matching;
                     }
+                    len += 16;
                 }
-                loop {
-                    len += 1;
-                    if !(len < maxlen && inp[r + len] == inp[ip + len]) {
-                        break;
-                    }
-                }
+                len = if len + 1 >= maxlen {
+                    len + 1
+                } else {
+                    first_mismatch(inp, r, ip, len + 1, maxlen)
+                };
             }
 
             len -= 2; // len is now #octets - 1
