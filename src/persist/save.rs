@@ -337,16 +337,6 @@ pub fn load_dump(srv: &ServerState) -> Result<Option<u64>, LoadStartError> {
         path: shown.clone(),
         source,
     })?;
-    if let Some(v) = loaded.redis_ver() {
-        info!("Loading RDB produced by version {v}");
-    }
-    if let Some(ctime) = loaded.ctime() {
-        info!("RDB age {} seconds", now / 1000 - ctime);
-    }
-    info!(
-        "Done loading RDB, keys loaded: {}, keys expired: {}.",
-        loaded.keys_loaded, loaded.keys_expired
-    );
     info!(
         "DB loaded from disk: {:.3} seconds",
         started.elapsed().as_secs_f64()

@@ -246,10 +246,13 @@ pub fn decompress(input: &[u8], out_len: usize) -> Result<Vec<u8>, LzfError> {
                 return Err(LzfError::Malformed);
             }
             let start = out.len() - back;
-            // Overlapping copies repeat the pattern, byte by byte as lzf_d.c does.
-            for i in 0..len + 2 {
-                let b = out[start + i];
-                out.push(b);
+            // An overlapping copy repeats the last `back` bytes (lzf_d.c copies byte by
+            // byte); copying `back` bytes at a time gives the same bytes.
+            let mut done = 0;
+            while done < len + 2 {
+                let n = (len + 2 - done).min(back);
+                out.extend_from_within(start + done..start + done + n);
+                done += n;
             }
         }
     }

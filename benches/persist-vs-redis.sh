@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# kura against redis-server in the same run: SAVE time, load-at-start time and file size
+# for the same log-shaped dataset (issue 4 "Performance").
+#
+#   benches/persist-vs-redis.sh [-r RECORDS] [-h HASHES] [-d]
+#
+#   -r  list records of ~200 bytes, spread over 100 lists (default 2000000)
+#   -h  small hashes of 4 fields (default 200000)
+#   -d  use the debug build (only for checking the script)
+#
+# Both servers get the same commands through redis-cli --pipe, run with --save "" on free
+# ports, and are stopped at the end. Ratios are kura/redis: below 1.0 kura is faster.
+set -euo pipefail
+
+RECORDS=2000000
+HASHES=200000
+PROFILE=release
+usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while getopts "r:h:d" opt; do
+    case $opt in
+        r) RECORDS=$OPTARG ;;
+        h) HASHES=$OPTARG ;;
+        d) PROFILE=debug ;;
+        *) usage 1 ;;
+    esac
+done
+cd "$(dirname "$0")/.."
+[ "$PROFILE" = release ] && cargo build --release --quiet --bin kura
+KURA=target/$PROFILE/kura
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 600); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+wait_loaded() { for _ in $(seq 6000); do redis-cli -p "$1" info persistence 2>/dev/null | grep -q '^loading:0' && return 0; sleep 0.05; done; return 1; }
+
+python3 - "$RECORDS" "$HASHES" >"$WORK/data.resp" <<'PY'
+import sys
+records, hashes = int(sys.argv[1]), int(sys.argv[2])
+out = sys.stdout.buffer
+def cmd(*args):
+    out.write(b"*%d\r\n" % len(args))
+    for a in args:
+        out.write(b"$%d\r\n%s\r\n" % (len(a), a))
+batch = 100
+for i in range(0, records, batch):
+    key = b"logs:app%d" % (i // batch % 100)
+    vals = [b'{"host":"10.0.%d.%d","path":"/api/v1/items/%d","status":200,"bytes":%d,"agent":"Mozilla/5.0 (X11; Linux x86_64) kura-bench","time":1764000000.%06d}' % (j % 256, j % 200, j, j * 7 % 100000, j % 1000000) for j in range(i, min(i + batch, records))]
+    cmd(b"RPUSH", key, *vals)
+for h in range(hashes):
+    cmd(b"HSET", b"rec:%d" % h, b"level", b"info", b"host", b"web-%d" % (h % 50), b"code", b"%d" % (200 + h % 300), b"msg", b"request served")
+PY
+
+run_case() { # name binary args...
+    local name=$1; shift
+    local port dir
+    port=$(free_port); dir="$WORK/$name"; mkdir -p "$dir"
+    "$@" --port "$port" --dir "$dir" --save "" >"$dir/log" 2>&1 &
+    PIDS+=($!); local pid=$!
+    wait_port "$port"
+    redis-cli -p "$port" --pipe <"$WORK/data.resp" >/dev/null
+    local t0 t1 t2
+    t0=$(date +%s.%N)
+    redis-cli -p "$port" save >/dev/null
+    t1=$(date +%s.%N)
+    local rss
+    rss=$(awk '/VmRSS/{print $2}' /proc/$pid/status)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    "$@" --port "$port" --dir "$dir" --save "" >"$dir/log2" 2>&1 &
+    PIDS+=($!); pid=$!
+    t2=$(date +%s.%N)
+    wait_port "$port"; wait_loaded "$port"
+    local t3; t3=$(date +%s.%N)
+    local size; size=$(stat -c %s "$dir/dump.rdb")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "$name $(echo "$t1 - $t0" | bc) $(echo "$t3 - $t2" | bc) $size $rss"
+}
+
+r=$(run_case redis redis-server)
+k=$(run_case kura "$KURA" --forward-port 0 --http-port 0)
+python3 - "$r" "$k" "$RECORDS" "$HASHES" <<'PY'
+import sys
+r, k = sys.argv[1].split(), sys.argv[2].split()
+print(f"dataset: {int(sys.argv[3]):,} list records in 100 lists + {int(sys.argv[4]):,} hashes")
+print(f"{'':14}{'redis':>12}{'kura':>12}{'kura/redis':>12}")
+for i, name in [(1, "SAVE s"), (2, "load s"), (3, "file bytes"), (4, "RSS KiB")]:
+    a, b = float(r[i]), float(k[i])
+    print(f"{name:14}{a:>12.3f}{b:>12.3f}{b / a:>12.2f}" if i < 3 else f"{name:14}{a:>12.0f}{b:>12.0f}{b / a:>12.2f}")
+PY
