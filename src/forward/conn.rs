@@ -276,9 +276,9 @@ impl Conn {
                                 self.fwd.warn(
                                     "store_refused",
                                     format_args!(
-                                        "store refused a forward chunk (memory limit, or \
-                                         loading): holding it and not reading from {} \
-                                         until it fits",
+                                        "store refused a forward chunk (memory limit, \
+                                         loading, or failing saves): holding it and not \
+                                         reading from {} until it can be stored",
                                         self.peer
                                     ),
                                 );

@@ -188,8 +188,11 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
         m.rejected.with_label_values(&["oom"]).inc();
         return Err(batch);
     }
-    // The dataset is still loading at start: hold the chunk until it is in.
-    if fwd.srv.loading.load(std::sync::atomic::Ordering::Relaxed) {
+    // The dataset is still loading at start, or saving fails (MISCONF): hold the chunk
+    // until it can be stored (DESIGN.md: a disk error means no ack, not a lost chunk).
+    if fwd.srv.loading.load(std::sync::atomic::Ordering::Relaxed)
+        || crate::persist::save::writes_denied(&fwd.srv)
+    {
         return Err(batch);
     }
     let Batch {

@@ -175,6 +175,7 @@ fn a_failed_bgsave_turns_writes_and_ping_into_misconf() {
         c.dbfilename = "dump.rdb".into();
     });
     // A dir that is a file: the save cannot create its temp file (root ignores modes).
+    let good_dir = k.state.with_config(|c| c.dir.clone());
     let blocker = k.state.with_config(|c| c.dir.join("not-a-dir"));
     std::fs::write(&blocker, b"x").unwrap();
     k.state.config.write().unwrap().dir = blocker;
@@ -196,6 +197,22 @@ fn a_failed_bgsave_turns_writes_and_ping_into_misconf() {
         "-ERR\r\n",
         "a failed SAVE answers a bare -ERR"
     );
+    // The forward door holds chunks meanwhile: no ack until saving works again.
+    use std::io::{Read, Write};
+    let mut f = std::net::TcpStream::connect(k.forward).unwrap();
+    // ["t", 1, {"m": "x"}, {"chunk": "c"}]
+    f.write_all(b"\x94\xa1t\x01\x81\xa1m\xa1x\x81\xa5chunk\xa1c")
+        .unwrap();
+    f.set_read_timeout(Some(Duration::from_millis(400)))
+        .unwrap();
+    let mut ack = [0u8; 7];
+    assert!(f.read_exact(&mut ack).is_err(), "no ack while saves fail");
+    k.state.config.write().unwrap().dir = good_dir;
+    assert_eq!(c.cmd(&["BGSAVE"]), "+Background saving started\r\n");
+    f.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    f.read_exact(&mut ack).unwrap();
+    assert_eq!(&ack, b"\x81\xa3ack\xa1c");
+    assert_eq!(c.cmd(&["LLEN", "t"]), ":1\r\n");
 }
 
 #[test]
