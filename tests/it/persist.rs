@@ -223,7 +223,7 @@ fn sigterm_and_shutdown_save_when_save_points_are_set() {
     p.client().cmd(&["RPUSH", "l", "a", "b"]);
     p.signal("TERM");
     assert!(p
-        .wait_exit(Duration::from_secs(10))
+        .wait_exit(Duration::from_secs(30))
         .is_some_and(|s| s.success()));
     assert!(p.dir.path().join("dump.rdb").try_exists().unwrap());
     // SHUTDOWN NOSAVE: no file, even with save points.
@@ -231,14 +231,22 @@ fn sigterm_and_shutdown_save_when_save_points_are_set() {
     let mut c = p.client();
     c.cmd(&["SET", "k", "v"]);
     c.send(&[b"SHUTDOWN", b"NOSAVE"]);
-    assert!(p.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(
+        p.wait_exit(Duration::from_secs(30)).is_some(),
+        "{}",
+        p.log()
+    );
     assert!(!p.dir.path().join("dump.rdb").try_exists().unwrap());
     // SHUTDOWN SAVE without save points: saved.
     let mut p = KuraProcess::start(&[]);
     let mut c = p.client();
     c.cmd(&["SET", "k", "v"]);
     c.send(&[b"SHUTDOWN", b"SAVE"]);
-    assert!(p.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(
+        p.wait_exit(Duration::from_secs(30)).is_some(),
+        "{}",
+        p.log()
+    );
     assert!(p.dir.path().join("dump.rdb").try_exists().unwrap());
 }
 
@@ -315,7 +323,11 @@ fn a_restart_loads_the_dump_and_a_corrupt_one_stops_the_start() {
     c.cmd(&["HSET", "h", "f", "v"]);
     c.cmd(&["SET", "t", "v", "EX", "1000"]);
     c.send(&[b"SHUTDOWN", b"SAVE"]);
-    assert!(first.wait_exit(Duration::from_secs(10)).is_some());
+    assert!(
+        first.wait_exit(Duration::from_secs(30)).is_some(),
+        "{}",
+        first.log()
+    );
     let dir = first.dir.path().display().to_string();
     let second = KuraProcess::start(&["--dir", &dir]);
     let mut c = second.client();
