@@ -8,7 +8,8 @@
 #   -h  small hashes of 4 fields (default 200000)
 #   -d  use the debug build (only for checking the script)
 #
-# Both servers get the same commands through redis-cli --pipe, run with --save "" on free
+# Then RPUSH p99 latency (redis-benchmark) alone and while BGSAVEs run back to back, and
+# the peak RSS meanwhile. Both servers get the same commands through redis-cli --pipe, run with --save "" on free
 # ports, and are stopped at the end. Ratios are kura/redis: below 1.0 kura is faster.
 set -euo pipefail
 
@@ -57,6 +58,11 @@ for h in range(hashes):
     cmd(b"HSET", b"rec:%d" % h, b"level", b"info", b"host", b"web-%d" % (h % 50), b"code", b"%d" % (200 + h % 300), b"msg", b"request served")
 PY
 
+p99() { # RPUSH p99 latency in ms from redis-benchmark's CSV
+    redis-benchmark -p "$1" -t rpush -n 300000 -c 20 -P 1 --csv 2>/dev/null |
+        awk -F'","' '/RPUSH/{gsub(/"/,"",$7); print $7}'
+}
+
 run_case() { # name binary args...
     local name=$1; shift
     local port dir
@@ -78,8 +84,21 @@ run_case() { # name binary args...
     wait_port "$port"; wait_loaded "$port"
     local t3; t3=$(date +%s.%N)
     local size; size=$(stat -c %s "$dir/dump.rdb")
+    # RPUSH p99 alone, then with back-to-back BGSAVEs running; peak RSS meanwhile.
+    local p99a p99b peak
+    p99a=$(p99 "$port")
+    ( while [ ! -e "$dir/stop" ]; do
+          redis-cli -p "$port" bgsave >/dev/null 2>&1 || true
+          sleep 0.05
+      done ) &
+    local saver=$!
+    ( while [ ! -e "$dir/stop" ]; do awk '/VmRSS/{print $2}' "/proc/$pid/status"; sleep 0.05; done >"$dir/rss" ) &
+    local sampler=$!
+    p99b=$(p99 "$port")
+    touch "$dir/stop"; wait "$saver" "$sampler" 2>/dev/null || true
+    peak=$(sort -n "$dir/rss" | tail -1)
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo "$name $(echo "$t1 - $t0" | bc) $(echo "$t3 - $t2" | bc) $size $rss"
+    echo "$name $(echo "$t1 - $t0" | bc) $(echo "$t3 - $t2" | bc) $size $rss $p99a $p99b $peak"
 }
 
 r=$(run_case redis redis-server)
@@ -89,7 +108,13 @@ import sys
 r, k = sys.argv[1].split(), sys.argv[2].split()
 print(f"dataset: {int(sys.argv[3]):,} list records in 100 lists + {int(sys.argv[4]):,} hashes")
 print(f"{'':14}{'redis':>12}{'kura':>12}{'kura/redis':>12}")
-for i, name in [(1, "SAVE s"), (2, "load s"), (3, "file bytes"), (4, "RSS KiB")]:
+rows = [(1, "SAVE s"), (2, "load s"), (3, "file bytes"), (4, "RSS KiB"),
+        (5, "RPUSH p99 ms"), (6, "p99 in BGSAVE"), (7, "peak RSS KiB")]
+for i, name in rows:
     a, b = float(r[i]), float(k[i])
-    print(f"{name:14}{a:>12.3f}{b:>12.3f}{b / a:>12.2f}" if i < 3 else f"{name:14}{a:>12.0f}{b:>12.0f}{b / a:>12.2f}")
+    fmt = ".3f" if i in (1, 2, 5, 6) else ".0f"
+    print(f"{name:14}{a:>12{fmt}}{b:>12{fmt}}{b / a:>12.2f}")
+for n, row in (("redis", r), ("kura", k)):
+    print(f"{n}: RPUSH p99 during BGSAVEs / alone = {float(row[6]) / float(row[5]):.2f}, "
+          f"peak RSS during BGSAVEs / RSS after SAVE = {float(row[7]) / float(row[4]):.2f}")
 PY
