@@ -172,6 +172,9 @@ pub struct Config {
     pub rdbchecksum: bool,
     /// Refuse writes after a failed background save.
     pub stop_writes_on_bgsave_error: bool,
+    /// Who may run DEBUG (`enable-debug-command`): `no` (Redis 7.0's default), `yes`, or
+    /// `local` (loopback clients only).
+    pub enable_debug_command: String,
     /// Keep an append-only file.
     pub appendonly: bool,
     /// AOF fsync policy.
@@ -245,6 +248,7 @@ impl Default for Config {
             rdbcompression: true,
             rdbchecksum: true,
             stop_writes_on_bgsave_error: true,
+            enable_debug_command: "no".into(),
             appendonly: false,
             appendfsync: AppendFsync::Everysec,
             appendfilename: "appendonly.aof".into(),
@@ -552,6 +556,16 @@ pub static PARAMS: &[Param] = &[
         Bool,
         |c| yes_no(c.rdbchecksum),
         |c, v| c.rdbchecksum = parse_bool(v)?
+    ),
+    param!(
+        "enable-debug-command",
+        Immutable,
+        Str,
+        |c| c.enable_debug_command.clone(),
+        |c, v| c.enable_debug_command = match v.to_ascii_lowercase().as_str() {
+            m @ ("yes" | "no" | "local") => m.to_string(),
+            _ => return Err("argument(s) must be one of the following: no, yes, local".into()),
+        }
     ),
     param!(
         "stop-writes-on-bgsave-error",

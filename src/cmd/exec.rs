@@ -340,6 +340,16 @@ fn unknown_command(argv: &[Bytes]) -> Bytes {
     Bytes::from(out)
 }
 
+/// Reports whether `sess` may run DEBUG (`enable-debug-command`; `local` admits loopback
+/// clients and the server's own sessions).
+fn debug_allowed(srv: &ServerState, sess: &Session) -> bool {
+    match srv.with_config(|c| c.enable_debug_command.clone()).as_str() {
+        "yes" => true,
+        "local" => sess.info.as_ref().is_none_or(|i| i.addr.ip().is_loopback()),
+        _ => false,
+    }
+}
+
 /// The reply to writes while RDB saving fails (`stop-writes-on-bgsave-error`).
 const MISCONF: &[u8] = b"MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
 
@@ -357,7 +367,7 @@ fn check(
         return Err((CmdError::Arity(spec.name.to_string()).into_bytes(), true));
     }
     // Subcommand existence and arity, protected commands: before auth, abort a MULTI.
-    if let Err(e) = super::server::precheck(spec, argv) {
+    if let Err(e) = super::server::precheck(spec, argv, debug_allowed(srv, sess)) {
         return Err((e.into_bytes(), true));
     }
     if sess.origin == Origin::Master || sess.origin == Origin::AofLoad {

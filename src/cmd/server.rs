@@ -185,11 +185,11 @@ pub fn subcommand(name: &str, argv: &[Bytes], subs: &[&str]) -> Result<String, C
 /// exist and fit its arity (`commandCheckExistence`, `commandCheckArity`; containers that
 /// list no subcommands in the table check for themselves), and protected commands are
 /// refused (DEBUG, with `enable-debug-command no`, Redis 7.0's default).
-pub fn precheck(spec: &CommandSpec, argv: &[Bytes]) -> Result<(), CmdError> {
+pub fn precheck(spec: &CommandSpec, argv: &[Bytes], debug_allowed: bool) -> Result<(), CmdError> {
     if !spec.subcommands.is_empty() && argv.len() >= 2 {
         subcommand(spec.name, argv, spec.subcommands)?;
     }
-    if spec.name == "debug" {
+    if spec.name == "debug" && !debug_allowed {
         return Err(debug_disabled());
     }
     Ok(())
@@ -352,9 +352,56 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::NoReply)
 }
 
-/// `DEBUG`: disabled, as in a default Redis 7.0 (`enable-debug-command no`).
-fn debug(_ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
-    Err(debug_disabled())
+/// `DEBUG RELOAD [NOSAVE]` (save the dump, then load it back in place of the dataset, as
+/// Redis's test suite and operators use to check persistence) and `DEBUG HELP`. Reached only
+/// when `enable-debug-command` admits the client (checked with the other protected-command
+/// rules in `precheck`).
+fn debug(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    use crate::persist::save;
+    let sub = String::from_utf8_lossy(&argv[1]).to_ascii_lowercase();
+    match sub.as_str() {
+        "help" => Ok(help(&[
+            "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "RELOAD [NOSAVE]",
+            "    Save the RDB on disk and reload it back to memory. NOSAVE: reload the",
+            "    file already on disk without saving first.",
+            "HELP",
+            "    Print this help.",
+        ])),
+        "reload" => {
+            let mut nosave = false;
+            for a in &argv[2..] {
+                if is(a, "nosave") {
+                    nosave = true;
+                } else {
+                    // MERGE and NOFLUSH (load on top of the dataset) are not implemented.
+                    return Err(CmdError::err(
+                        "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+                    ));
+                }
+            }
+            if !nosave {
+                if let Err(e) = save::save_locked(ctx.srv, ctx.st) {
+                    tracing::warn!(error = %e, "DEBUG RELOAD could not save");
+                    return Err(CmdError::err("Error trying to save the DB"));
+                }
+            }
+            match save::load_file_locked(ctx.srv, ctx.st) {
+                Ok(()) => {
+                    tracing::info!("DB reloaded by DEBUG RELOAD");
+                    Ok(Reply::Ok)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "DEBUG RELOAD could not load");
+                    Err(CmdError::err("Error trying to load the RDB dump"))
+                }
+            }
+        }
+        _ => Err(CmdError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&argv[1])
+        ))),
+    }
 }
 
 fn debug_disabled() -> CmdError {

@@ -312,6 +312,31 @@ pub enum LoadStartError {
 /// Loads `dir`/`dbfilename` into the keyspace, if the file exists (Redis's
 /// `loadDataFromDisk`). Returns the keys loaded.
 pub fn load_dump(srv: &ServerState) -> Result<Option<u64>, LoadStartError> {
+    let Some(loaded) = read_dump(srv)? else {
+        return Ok(None);
+    };
+    let keys = loaded.keys_loaded;
+    srv.engine.lock().ks = loaded.keyspace;
+    Ok(Some(keys))
+}
+
+/// DEBUG RELOAD's load: the dump replaces the dataset, with the engine already locked.
+pub fn load_file_locked(
+    srv: &ServerState,
+    st: &mut crate::cmd::EngineState,
+) -> Result<(), LoadStartError> {
+    let Some(loaded) = read_dump(srv)? else {
+        return Err(LoadStartError::Read {
+            path: dump_path(srv).display().to_string(),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
+    };
+    st.ks = loaded.keyspace;
+    Ok(())
+}
+
+/// Reads and parses the dump; `None` when there is no file.
+fn read_dump(srv: &ServerState) -> Result<Option<super::rdb::load::Loaded>, LoadStartError> {
     use super::rdb::load::{load, LoadOpts};
     let path = dump_path(srv);
     let shown = path.display().to_string();
@@ -347,7 +372,5 @@ pub fn load_dump(srv: &ServerState) -> Result<Option<u64>, LoadStartError> {
     srv.save
         .last_load_expired
         .store(loaded.keys_expired, Ordering::Relaxed);
-    let keys = loaded.keys_loaded;
-    srv.engine.lock().ks = loaded.keyspace;
-    Ok(Some(keys))
+    Ok(Some(loaded))
 }

@@ -411,3 +411,28 @@ fn while_loading_commands_get_loading_but_info_answers() {
         .store(false, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(c.cmd(&["GET", "a"]), "$-1\r\n");
 }
+
+#[test]
+fn debug_reload_when_enabled() {
+    let k = Kura::start();
+    let mut c = k.client();
+    assert!(c
+        .cmd(&["DEBUG", "RELOAD"])
+        .starts_with("-ERR DEBUG command not allowed"));
+    let k = Kura::start_with(|c| c.enable_debug_command = "local".into());
+    let mut c = k.client();
+    c.cmd(&["RPUSH", "l", "a", "b"]);
+    assert_eq!(c.cmd(&["DEBUG", "RELOAD"]), "+OK\r\n");
+    assert_eq!(
+        c.cmd(&["LRANGE", "l", "0", "-1"]),
+        "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
+    // NOSAVE reloads the file as it is: a write since is gone.
+    c.cmd(&["RPUSH", "l", "c"]);
+    assert_eq!(c.cmd(&["DEBUG", "RELOAD", "NOSAVE"]), "+OK\r\n");
+    assert_eq!(c.cmd(&["LLEN", "l"]), ":2\r\n");
+    assert_eq!(
+        c.cmd(&["DEBUG", "FOO"]),
+        "-ERR unknown subcommand or wrong number of arguments for 'FOO'. Try DEBUG HELP.\r\n"
+    );
+}
