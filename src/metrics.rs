@@ -70,23 +70,29 @@ pub const REJECT_REASONS: &[&str] = &[
     "no_route",
 ];
 
+/// Registers a family built from constant names and options; a failure is a programming
+/// error (a bad or duplicate name), caught by the first test that starts a server.
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    made: prometheus::Result<M>,
+) -> M {
+    let m = made.unwrap_or_else(|e| panic!("metric definition: {e}"));
+    registry
+        .register(Box::new(m.clone()))
+        .unwrap_or_else(|e| panic!("metric registration: {e}"));
+    m
+}
+
 impl Metrics {
     /// Creates and registers every family.
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-            registry
-                .register(Box::new(c.clone()))
-                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-            c
-        };
+        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help));
         let labelled = |name: &str, help: &str, values: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), &["reason"])
-                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-            registry
-                .register(Box::new(c.clone()))
-                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+            let c = register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), &["reason"]),
+            );
             // Every series exists from the start, at 0, so rate() and alerts see them.
             for v in values {
                 c.with_label_values(&[v]);
@@ -128,14 +134,10 @@ impl Metrics {
                 "Decoded forward chunks that were not stored (so not acked), by reason.",
                 REJECT_REASONS,
             ),
-            connections: {
-                let g = IntGauge::new("kura_forward_connections", "Open forward connections.")
-                    .unwrap_or_else(|e| panic!("metric: {e}"));
-                registry
-                    .register(Box::new(g.clone()))
-                    .unwrap_or_else(|e| panic!("metric: {e}"));
-                g
-            },
+            connections: register(
+                &registry,
+                IntGauge::new("kura_forward_connections", "Open forward connections."),
+            ),
             connections_total: counter(
                 "kura_forward_connections_total",
                 "Forward connections accepted.",
@@ -148,8 +150,9 @@ impl Metrics {
                 "kura_forward_udp_heartbeats_total",
                 "UDP heartbeats answered on the forward port.",
             ),
-            ack_latency: {
-                let h = Histogram::with_opts(
+            ack_latency: register(
+                &registry,
+                Histogram::with_opts(
                     HistogramOpts::new(
                         "kura_forward_ack_latency_seconds",
                         "Seconds from a request's last byte to its ack.",
@@ -158,13 +161,8 @@ impl Metrics {
                         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                         0.25, 0.5, 1.0, 2.5,
                     ]),
-                )
-                .unwrap_or_else(|e| panic!("metric: {e}"));
-                registry
-                    .register(Box::new(h.clone()))
-                    .unwrap_or_else(|e| panic!("metric: {e}"));
-                h
-            },
+                ),
+            ),
         };
         Metrics { registry, forward }
     }

@@ -367,7 +367,7 @@ fn check(
         return Err((CmdError::Arity(spec.name.to_string()).into_bytes(), true));
     }
     // Subcommand existence and arity, protected commands: before auth, abort a MULTI.
-    if let Err(e) = super::server::precheck(spec, argv, debug_allowed(srv, sess)) {
+    if let Err(e) = super::server::precheck(spec, argv, || debug_allowed(srv, sess)) {
         return Err((e.into_bytes(), true));
     }
     if sess.origin == Origin::Master || sess.origin == Origin::AofLoad {

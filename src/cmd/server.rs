@@ -185,11 +185,16 @@ pub fn subcommand(name: &str, argv: &[Bytes], subs: &[&str]) -> Result<String, C
 /// exist and fit its arity (`commandCheckExistence`, `commandCheckArity`; containers that
 /// list no subcommands in the table check for themselves), and protected commands are
 /// refused (DEBUG, with `enable-debug-command no`, Redis 7.0's default).
-pub fn precheck(spec: &CommandSpec, argv: &[Bytes], debug_allowed: bool) -> Result<(), CmdError> {
+pub fn precheck(
+    spec: &CommandSpec,
+    argv: &[Bytes],
+    debug_allowed: impl FnOnce() -> bool,
+) -> Result<(), CmdError> {
     if !spec.subcommands.is_empty() && argv.len() >= 2 {
         subcommand(spec.name, argv, spec.subcommands)?;
     }
-    if spec.name == "debug" && !debug_allowed {
+    // Asked only for DEBUG: reading the setting is not free, and this runs per command.
+    if spec.name == "debug" && !debug_allowed() {
         return Err(debug_disabled());
     }
     Ok(())

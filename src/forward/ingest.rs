@@ -71,13 +71,7 @@ fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
         Err(e) => return Err(malformed(fwd, &e)),
     };
     m.chunks.inc();
-    let ack = |chunk: &Option<Bytes>| match chunk {
-        Some(id) => {
-            m.acks.inc();
-            Verdict::Ack(ack::ack_bytes(id))
-        }
-        None => Verdict::Silent,
-    };
+    let ack = |chunk: &Option<Bytes>| reply(fwd, chunk.as_deref());
     if req.options.fluent_signal != 0 {
         // Metrics, traces, blobs, profiles (v1.5): kura stores logs. Acked so the sender
         // does not resend forever; counted and logged so the loss is visible.
@@ -119,7 +113,7 @@ fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
             let inflated;
             let raw: &[u8] = match *compression {
                 super::message::Compression::None => stream,
-                c => match decompress(stream, c, fwd.decompression_limit) {
+                c => match decompress(stream, c, fwd.cfg.decompression_size_limit) {
                     Ok(v) => {
                         inflated = v;
                         &inflated
@@ -152,14 +146,14 @@ fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
                 "{} invalid event(s) in a request of tag {:?}{}",
                 mapped.invalid,
                 String::from_utf8_lossy(&req.tag),
-                if fwd.skip_invalid_event {
+                if fwd.cfg.skip_invalid_event {
                     ": dropped, the rest stored"
                 } else {
                     ": request refused (skip_invalid_event is off)"
                 }
             ),
         );
-        if !fwd.skip_invalid_event {
+        if !fwd.cfg.skip_invalid_event {
             m.decode_errors.with_label_values(&["invalid_event"]).inc();
             return Err(Verdict::Silent);
         }
@@ -212,8 +206,7 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     if let Some(id) = &chunk {
         if dedup.seen(tag, id, now_ms).is_some() {
             m.duplicates.inc();
-            m.acks.inc();
-            return Ok(Verdict::Ack(ack::ack_bytes(id)));
+            return Ok(reply(fwd, Some(id)));
         }
     }
     let records = mapped.records;
@@ -253,13 +246,18 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     }
     drop(dedup);
     m.records.inc_by(records);
-    Ok(match chunk {
+    Ok(reply(fwd, chunk.as_deref()))
+}
+
+/// The answer to a request that is done with: its ack (counted) when it asked for one.
+fn reply(fwd: &Forward, chunk: Option<&[u8]>) -> Verdict {
+    match chunk {
         Some(id) => {
-            m.acks.inc();
-            Verdict::Ack(ack::ack_bytes(&id))
+            fwd.srv.metrics.forward.acks.inc();
+            Verdict::Ack(ack::ack_bytes(id))
         }
         None => Verdict::Silent,
-    })
+    }
 }
 
 /// Counts and logs a request that cannot be stored; it gets no ack.

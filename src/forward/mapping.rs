@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::message::{Entries, EntryError, Step};
 use super::msgpack::{self, Reader};
 use super::record::{
-    put_float_time, to_fields, to_json, to_json_from, to_msgpack, TimeField, TimeValue,
+    put_float_time, put_u64, to_fields, to_json, to_json_from, to_msgpack, TimeField, TimeValue,
 };
 use super::route::{CompiledRoute, RecordFormat, RouteMode};
 use super::time::EventTime;
@@ -220,12 +220,7 @@ impl Builder<'_> {
                 out.extend_from_slice(&self.key_buf);
                 let channel_end = out.len();
                 out.push(b'.');
-                let mut num = [0u8; 20];
-                let n = self.seq.next(self.now_ns);
-                out.extend_from_slice(crate::persist::rdb::listpack::fmt_i64(
-                    n.min(i64::MAX as u64) as i64,
-                    &mut num,
-                ));
+                put_u64(out, self.seq.next(self.now_ns));
                 self.hash_records.push(HashRecord {
                     key: (channel, out.len()),
                     channel: (channel, channel_end),

@@ -55,10 +55,6 @@ pub struct Forward {
     pub dedup: Mutex<Dedup>,
     /// Hash-mode key sequence.
     pub seq: Sequence,
-    /// `decompression_size_limit`.
-    pub decompression_limit: u64,
-    /// `skip_invalid_event`.
-    pub skip_invalid_event: bool,
     /// Open connections, for `max_connections`.
     conns: AtomicUsize,
     /// When each kind of warning was last logged, and how many were held back since.
@@ -87,8 +83,6 @@ impl Forward {
         let router = Router::new(&cfg.routes).map_err(|e| ForwardError::Route(e.to_string()))?;
         Ok(Forward {
             dedup: Mutex::new(Dedup::new(cfg.dedup_window, cfg.dedup_max_chunks)),
-            decompression_limit: cfg.decompression_size_limit,
-            skip_invalid_event: cfg.skip_invalid_event,
             router,
             seq: Sequence::default(),
             conns: AtomicUsize::new(0),

@@ -11,7 +11,7 @@
 //! levels deep costs memory bounded by its size, never the thread's stack.
 
 use super::msgpack::{self, Error, Reader, Value};
-use crate::persist::rdb::listpack::fmt_i64;
+use crate::resp::encode::fmt_i64;
 
 /// The time value added to each record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub fn put_float_time(out: &mut Vec<u8>, secs: i64, nanos: u32) {
 }
 
 /// Appends an unsigned integer in decimal.
-fn put_u64(out: &mut Vec<u8>, n: u64) {
+pub fn put_u64(out: &mut Vec<u8>, n: u64) {
     let mut num = [0u8; 20];
     match i64::try_from(n) {
         Ok(n) => out.extend_from_slice(fmt_i64(n, &mut num)),

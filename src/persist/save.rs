@@ -170,11 +170,10 @@ pub fn write_file(
 
 /// Records a finished save: LASTSAVE, the dirty counter (minus what it was at the start),
 /// the byte count.
-fn finish(srv: &ServerState, point_dirty: u64, bytes: u64) {
+fn finish(srv: &ServerState, st: &mut crate::cmd::EngineState, point_dirty: u64, bytes: u64) {
     srv.lastsave
         .store(srv.clock.now_ms() / 1000, Ordering::Relaxed);
     srv.save.last_bytes.store(bytes, Ordering::Relaxed);
-    let mut st = srv.engine.lock();
     st.dirty = st.dirty.saturating_sub(point_dirty);
 }
 
@@ -185,10 +184,7 @@ pub fn save_locked(srv: &ServerState, st: &mut crate::cmd::EngineState) -> Resul
     let point = save_point(srv, st);
     let (bytes, written) = write_file(srv, &dump_path(srv), &point)?;
     info!(keys = written.keys, "DB saved on disk");
-    st.dirty = st.dirty.saturating_sub(point.dirty);
-    srv.lastsave
-        .store(srv.clock.now_ms() / 1000, Ordering::Relaxed);
-    srv.save.last_bytes.store(bytes, Ordering::Relaxed);
+    finish(srv, st, point.dirty, bytes);
     Ok(())
 }
 
@@ -213,7 +209,7 @@ pub fn start_bgsave(srv: &Arc<ServerState>, point: SavePoint) -> bool {
             let secs = started.elapsed().as_secs() as i64;
             match result {
                 Ok((bytes, written)) => {
-                    finish(&srv, point.dirty, bytes);
+                    finish(&srv, &mut srv.engine.lock(), point.dirty, bytes);
                     srv.save.last_bgsave_ok.store(true, Ordering::Relaxed);
                     info!(keys = written.keys, bytes, "DB saved on disk");
                     info!("Background saving terminated with success");

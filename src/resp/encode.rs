@@ -30,27 +30,38 @@ impl Protocol {
 
 fn put_len(out: &mut BytesMut, prefix: u8, n: i64) {
     out.put_u8(prefix);
-    let mut b = itoa_buf();
-    out.extend_from_slice(fmt_i64(&mut b, n));
+    let mut b = [0u8; 20];
+    out.extend_from_slice(fmt_i64(n, &mut b));
     out.extend_from_slice(b"\r\n");
 }
 
-fn itoa_buf() -> [u8; 24] {
-    [0u8; 24]
-}
-
-/// Formats an integer without allocating.
-fn fmt_i64(buf: &mut [u8; 24], n: i64) -> &[u8] {
+/// Formats `n` in decimal into `buf` and returns the digits, without allocating: RESP
+/// lengths and integers, listpack/ziplist integers read back as strings, forward records.
+pub fn fmt_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    // Two digits per division (the forward door formats a few integers per record).
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut i = buf.len();
     let neg = n < 0;
-    let mut v = n.unsigned_abs();
-    loop {
+    let mut u = n.unsigned_abs();
+    while u >= 100 {
+        let d = (u % 100) as usize * 2;
+        u /= 100;
+        i -= 2;
+        buf[i] = PAIRS[d];
+        buf[i + 1] = PAIRS[d + 1];
+    }
+    if u >= 10 {
+        let d = u as usize * 2;
+        i -= 2;
+        buf[i] = PAIRS[d];
+        buf[i + 1] = PAIRS[d + 1];
+    } else {
         i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        buf[i] = b'0' + u as u8;
     }
     if neg {
         i -= 1;
@@ -208,6 +219,15 @@ pub fn encode(out: &mut BytesMut, reply: &Reply, proto: Protocol) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_integers() {
+        let mut b = [0u8; 20];
+        assert_eq!(fmt_i64(0, &mut b), b"0");
+        assert_eq!(fmt_i64(-300, &mut b), b"-300");
+        assert_eq!(fmt_i64(i64::MIN, &mut b), b"-9223372036854775808");
+        assert_eq!(fmt_i64(i64::MAX, &mut b), b"9223372036854775807");
+    }
 
     fn enc(r: &Reply, p: Protocol) -> String {
         let mut b = BytesMut::new();

@@ -296,7 +296,7 @@ impl<'a> Reader<'a> {
 
 fn int_string(v: i64) -> Cow<'static, [u8]> {
     let mut buf = [0u8; 20];
-    Cow::Owned(listpack::fmt_i64(v, &mut buf).to_vec())
+    Cow::Owned(crate::resp::encode::fmt_i64(v, &mut buf).to_vec())
 }
 
 fn to_bytes(c: Cow<'_, [u8]>) -> Bytes {

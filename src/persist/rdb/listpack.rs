@@ -12,6 +12,7 @@
 
 use super::RdbError;
 use crate::resp::decode::parse_i64;
+use crate::resp::encode::fmt_i64;
 
 /// Bytes of the header (total bytes + count).
 pub const HEADER: usize = 6;
@@ -196,41 +197,6 @@ impl Builder {
         self.buf[4..6].copy_from_slice(&count.to_le_bytes());
         self.buf
     }
-}
-
-/// Formats `n` in decimal into `buf` and returns the digits (integers read back from
-/// listpacks and ziplists become strings, as Redis returns them).
-pub fn fmt_i64(n: i64, buf: &mut [u8; 20]) -> &[u8] {
-    // Two digits per division (the forward door formats a few integers per record).
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut i = buf.len();
-    let neg = n < 0;
-    let mut u = n.unsigned_abs();
-    while u >= 100 {
-        let d = (u % 100) as usize * 2;
-        u /= 100;
-        i -= 2;
-        buf[i] = PAIRS[d];
-        buf[i + 1] = PAIRS[d + 1];
-    }
-    if u >= 10 {
-        let d = u as usize * 2;
-        i -= 2;
-        buf[i] = PAIRS[d];
-        buf[i + 1] = PAIRS[d + 1];
-    } else {
-        i -= 1;
-        buf[i] = b'0' + u as u8;
-    }
-    if neg {
-        i -= 1;
-        buf[i] = b'-';
-    }
-    &buf[i..]
 }
 
 fn corrupt(at: usize) -> RdbError {
@@ -492,14 +458,5 @@ mod tests {
         ok[4] = 0xff;
         ok[5] = 0xff;
         assert_eq!(for_each(&ok, |_| Ok(())).unwrap(), 5);
-    }
-
-    #[test]
-    fn formats_integers() {
-        let mut b = [0u8; 20];
-        assert_eq!(fmt_i64(0, &mut b), b"0");
-        assert_eq!(fmt_i64(-300, &mut b), b"-300");
-        assert_eq!(fmt_i64(i64::MIN, &mut b), b"-9223372036854775808");
-        assert_eq!(fmt_i64(i64::MAX, &mut b), b"9223372036854775807");
     }
 }

@@ -9,8 +9,8 @@
 //! zipmap  = <zmlen: 1 byte> { <len> key <len> <free: 1 byte> value <free bytes> }* 0xFF
 //! ```
 
-use super::listpack::fmt_i64;
 use super::RdbError;
+use crate::resp::encode::fmt_i64;
 
 const ZL_HEADER: usize = 10;
 const ZL_END: u8 = 0xff;
