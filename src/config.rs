@@ -183,6 +183,21 @@ pub struct Config {
     pub appendfilename: String,
     /// AOF directory (inside `dir`).
     pub appenddirname: String,
+    /// Load an AOF whose last command was cut short, dropping that command
+    /// (`aof-load-truncated`).
+    pub aof_load_truncated: bool,
+    /// Write AOF bases as RDB (`aof-use-rdb-preamble`); otherwise as commands.
+    pub aof_use_rdb_preamble: bool,
+    /// Rewrite when the AOF grew by this percent over its base (0 = never automatically).
+    pub auto_aof_rewrite_percentage: u64,
+    /// No automatic rewrite below this many bytes.
+    pub auto_aof_rewrite_min_size: u64,
+    /// Skip fsyncs while a rewrite runs (`no-appendfsync-on-rewrite`).
+    pub no_appendfsync_on_rewrite: bool,
+    /// fsync the AOF every 4 MB written during a rewrite (`aof-rewrite-incremental-fsync`).
+    pub aof_rewrite_incremental_fsync: bool,
+    /// fsync the RDB every 4 MB written during a save (`rdb-save-incremental-fsync`).
+    pub rdb_save_incremental_fsync: bool,
     /// Master to follow: (host, port).
     pub replicaof: Option<(String, u16)>,
     /// Password for the master.
@@ -253,6 +268,13 @@ impl Default for Config {
             appendfsync: AppendFsync::Everysec,
             appendfilename: "appendonly.aof".into(),
             appenddirname: "appendonlydir".into(),
+            aof_load_truncated: true,
+            aof_use_rdb_preamble: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            no_appendfsync_on_rewrite: false,
+            aof_rewrite_incremental_fsync: true,
+            rdb_save_incremental_fsync: true,
             replicaof: None,
             masterauth: String::new(),
             masteruser: String::new(),
@@ -611,6 +633,55 @@ pub static PARAMS: &[Param] = &[
         Str,
         |c| c.appenddirname.clone(),
         |c, v| c.appenddirname = v.to_string()
+    ),
+    param!(
+        "aof-load-truncated",
+        Mutable,
+        Bool,
+        |c| yes_no(c.aof_load_truncated),
+        |c, v| c.aof_load_truncated = parse_bool(v)?
+    ),
+    param!(
+        "aof-use-rdb-preamble",
+        Mutable,
+        Bool,
+        |c| yes_no(c.aof_use_rdb_preamble),
+        |c, v| c.aof_use_rdb_preamble = parse_bool(v)?
+    ),
+    param!(
+        "auto-aof-rewrite-percentage",
+        Mutable,
+        Int,
+        |c| c.auto_aof_rewrite_percentage.to_string(),
+        |c, v| c.auto_aof_rewrite_percentage = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "auto-aof-rewrite-min-size",
+        Mutable,
+        Int,
+        |c| c.auto_aof_rewrite_min_size.to_string(),
+        |c, v| c.auto_aof_rewrite_min_size = memory_in(v, 0, LONG_MAX as u64)?
+    ),
+    param!(
+        "no-appendfsync-on-rewrite",
+        Mutable,
+        Bool,
+        |c| yes_no(c.no_appendfsync_on_rewrite),
+        |c, v| c.no_appendfsync_on_rewrite = parse_bool(v)?
+    ),
+    param!(
+        "aof-rewrite-incremental-fsync",
+        Mutable,
+        Bool,
+        |c| yes_no(c.aof_rewrite_incremental_fsync),
+        |c, v| c.aof_rewrite_incremental_fsync = parse_bool(v)?
+    ),
+    param!(
+        "rdb-save-incremental-fsync",
+        Mutable,
+        Bool,
+        |c| yes_no(c.rdb_save_incremental_fsync),
+        |c, v| c.rdb_save_incremental_fsync = parse_bool(v)?
     ),
     param!(
         "replicaof",

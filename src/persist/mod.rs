@@ -1,4 +1,5 @@
 //! Persistence: the RDB format (DUMP/RESTORE payloads and files) and saving.
 
+pub mod aof;
 pub mod rdb;
 pub mod save;

@@ -1,0 +1,8 @@
+//! The append-only file (`shared/spec/redis.md` §4.4): every applied write, as RESP commands,
+//! in Redis 7's multi-part layout (a base, incremental files and a manifest in
+//! `appenddirname`), fsynced by `appendfsync` with group commit, loaded at start, rewritten
+//! from a snapshot so it stays proportional to the data.
+
+pub mod load;
+pub mod manifest;
+pub mod parse;
