@@ -1253,12 +1253,23 @@ impl Config {
                  protected-mode is yes: set shared_key, bind 127.0.0.1, or set protected-mode no"
             )));
         }
-        if self.forward.ack_after != AckAfter::Applied {
-            return Err(ConfigError::Validation(
-                "forward.ack_after other than 'applied' needs the AOF and replication, \
-                 which this build does not have yet"
-                    .into(),
-            ));
+        match self.forward.ack_after {
+            AckAfter::Applied => {}
+            AckAfter::Fsynced if !self.appendonly || self.appendfsync == AppendFsync::No => {
+                return Err(ConfigError::Validation(
+                    "forward.ack_after = \"fsynced\" needs appendonly yes and appendfsync \
+                     always or everysec: otherwise nothing is ever fsynced to ack after"
+                        .into(),
+                ));
+            }
+            AckAfter::Fsynced => {}
+            AckAfter::Replicated => {
+                return Err(ConfigError::Validation(
+                    "forward.ack_after = \"replicated\" needs replication, which this build \
+                     does not have yet"
+                        .into(),
+                ));
+            }
         }
         self.validate_forward_tables()
     }
@@ -1404,16 +1415,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ack_after_fsynced_or_replicated_fails_at_start_until_those_exist() {
-        for v in ["fsynced", "replicated"] {
-            let mut cfg = Config::default();
-            cfg.set("forward.ack_after", v).unwrap();
-            // Never a silent downgrade to "applied": the server refuses to start.
-            assert!(
-                matches!(cfg.validate(), Err(ConfigError::Validation(m)) if m.contains("ack_after")),
-                "{v}"
-            );
-        }
+    fn ack_after_fsynced_needs_an_fsyncing_aof_and_replicated_fails_until_replication() {
+        let refused = |cfg: &Config| matches!(cfg.validate(), Err(ConfigError::Validation(m)) if m.contains("ack_after"));
+        let mut cfg = Config::default();
+        cfg.set("forward.ack_after", "replicated").unwrap();
+        // Never a silent downgrade to "applied": the server refuses to start.
+        assert!(refused(&cfg));
+        let mut cfg = Config::default();
+        cfg.set("forward.ack_after", "fsynced").unwrap();
+        assert!(refused(&cfg), "without the AOF");
+        cfg.set("appendonly", "yes").unwrap();
+        assert!(cfg.validate().is_ok(), "everysec");
+        cfg.set("appendfsync", "no").unwrap();
+        assert!(refused(&cfg), "appendfsync no never fsyncs");
+        cfg.set("appendfsync", "always").unwrap();
+        assert!(cfg.validate().is_ok(), "always");
     }
 
     #[test]

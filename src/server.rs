@@ -25,6 +25,9 @@ pub enum StartError {
     /// The forward door could not start.
     #[error(transparent)]
     Forward(#[from] crate::forward::ForwardError),
+    /// The AOF could not be opened.
+    #[error(transparent)]
+    Aof(#[from] crate::persist::aof::AofError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,7 +72,10 @@ impl Server {
         // Clients may connect while the dump loads; they get -LOADING until it is in.
         let dump = crate::persist::save::dump_path(&state);
         let has_dump = dump.try_exists().unwrap_or(true);
-        state.loading.store(has_dump, Ordering::Relaxed);
+        // With the AOF on, writes wait until it is open too: none may miss it.
+        state
+            .loading
+            .store(has_dump || config.appendonly, Ordering::Relaxed);
         let mut resp_addrs = Vec::new();
         for host in &config.bind {
             let host = host.trim_start_matches('-');
@@ -100,7 +106,9 @@ impl Server {
             let loader = state.clone();
             let loaded =
                 tokio::task::spawn_blocking(move || crate::persist::save::load_dump(&loader)).await;
-            state.loading.store(false, Ordering::Relaxed);
+            if !config.appendonly {
+                state.loading.store(false, Ordering::Relaxed);
+            }
             let failure = match loaded {
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(StartError::Load(e)),
@@ -117,6 +125,23 @@ impl Server {
                 state.request_shutdown();
                 return Err(e);
             }
+        }
+        if config.appendonly {
+            let opener = state.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                crate::persist::aof::rewrite::open_on_start(&opener, None)
+            })
+            .await
+            .map_err(|e| {
+                crate::persist::aof::AofError::Thread("open", std::io::Error::other(e.to_string()))
+            })
+            .and_then(|r| r);
+            if let Err(e) = opened {
+                state.save.shutdown_settled.store(true, Ordering::Release);
+                state.request_shutdown();
+                return Err(StartError::Aof(e));
+            }
+            state.loading.store(false, Ordering::Relaxed);
         }
         tokio::spawn(crate::cron::run(state.clone(), drain_tx.clone()));
         info!(addrs = ?resp_addrs, "ready to accept connections tcp");
@@ -163,6 +188,7 @@ impl RunningServer {
             );
         }
         crate::persist::save::final_save(&self.state);
+        crate::persist::aof::rewrite::stop(&self.state);
         info!("kura is now ready to exit, bye bye");
     }
 }

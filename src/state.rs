@@ -218,6 +218,8 @@ pub struct ServerState {
     pub loading: AtomicBool,
     /// RDB save status (INFO persistence, LASTSAVE, BGSAVE).
     pub save: crate::persist::save::SaveStatus,
+    /// The append-only file (off unless `appendonly`).
+    pub aof: crate::persist::aof::Aof,
     /// Prometheus families, in a registry of this server's own.
     pub metrics: crate::metrics::Metrics,
     /// Time source.
@@ -260,6 +262,7 @@ pub struct ServerState {
 impl ServerState {
     /// Returns the state of a server about to start with `config`.
     pub fn new(config: Config) -> Self {
+        let appendfsync = config.appendfsync;
         let clock = Clock::default();
         let now = clock.now_ms();
         let engine = Engine::new(config.databases, config.repl_backlog_size as usize);
@@ -282,6 +285,7 @@ impl ServerState {
             engine,
             metrics: crate::metrics::Metrics::new(),
             save: Default::default(),
+            aof: crate::persist::aof::Aof::new(appendfsync),
             loading: AtomicBool::new(false),
             self_ref: std::sync::OnceLock::new(),
             clock,

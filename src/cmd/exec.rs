@@ -387,8 +387,16 @@ fn check(
     }
     // MISCONF after a failed background save, for writes and PING (Redis's order: after
     // OOM, before READONLY; spec §1.5).
-    if (spec.has(flags::WRITE) || spec.name == "ping") && crate::persist::save::writes_denied(srv) {
-        return Err((Bytes::from_static(MISCONF), true));
+    if spec.has(flags::WRITE) || spec.name == "ping" {
+        if crate::persist::save::writes_denied(srv) {
+            return Err((Bytes::from_static(MISCONF), true));
+        }
+        if let Some(e) = crate::persist::aof::rewrite::write_error(srv) {
+            return Err((
+                format!("MISCONF Errors writing to the AOF file: {e}").into(),
+                true,
+            ));
+        }
     }
     if spec.has(flags::WRITE) && srv.is_read_only_replica() {
         return Err((CmdError::ReadOnly.into_bytes(), true));
@@ -552,15 +560,21 @@ pub fn run_locked(
     Outcome { reply, block }
 }
 
+/// What a batch from a non-client door did, and where it left the write stream and the
+/// AOF: the marks callers wait on for durability.
+#[derive(Debug)]
+pub struct Applied {
+    /// One reply per command.
+    pub replies: Vec<Reply>,
+    /// The replication offset after the batch.
+    pub offset: u64,
+    /// The AOF offset after the batch, while the AOF is on.
+    pub aof: Option<u64>,
+}
+
 /// Executes a batch of commands from a non-client door (forward mapping, AOF replay, the
-/// master's stream) under one lock acquisition; returns the replies and the stream offset
-/// after the batch, which callers wait on for durability.
-pub fn execute_batch(
-    srv: &ServerState,
-    origin: Origin,
-    db: usize,
-    batch: Vec<Argv>,
-) -> (Vec<Reply>, u64) {
+/// master's stream) under one lock acquisition.
+pub fn execute_batch(srv: &ServerState, origin: Origin, db: usize, batch: Vec<Argv>) -> Applied {
     let mut sess = Session::internal(origin, db);
     let mut st = srv.engine.lock();
     let mut replies = Vec::with_capacity(batch.len());
@@ -590,8 +604,11 @@ pub fn execute_batch(
             super::blocking::serve_ready(srv, &mut st, Vec::new(), now);
         }
     }
-    let offset = st.stream.offset();
-    (replies, offset)
+    Applied {
+        replies,
+        offset: st.stream.offset(),
+        aof: st.stream.aof_offset(),
+    }
 }
 
 /// Runs `f` with a handler context for `sess` (connection set-up and clean-up work that

@@ -89,6 +89,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     command!("bgsave", -1, ADMIN | NOSCRIPT, (0, 0, 0), "server", bgsave),
     command!(
+        "bgrewriteaof",
+        1,
+        ADMIN | NOSCRIPT,
+        (0, 0, 0),
+        "server",
+        bgrewriteaof
+    ),
+    command!(
         "lastsave",
         1,
         LOADING | STALE | FAST,
@@ -271,6 +279,26 @@ fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     {
         return Err(CmdError::err("Background save already in progress"));
     }
+    // Redis runs one child at a time; kura's AOF rewrite stands in for that child.
+    if ctx
+        .srv
+        .aof
+        .shared
+        .status
+        .rewrite_in_progress
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        if argv.len() == 2 {
+            status
+                .scheduled
+                .store(true, std::sync::atomic::Ordering::Release);
+            return Ok(Reply::Simple("Background saving scheduled".into()));
+        }
+        return Err(CmdError::err(
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE \
+             SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
     if ctx.sess.multi.is_some() || ctx.st.stream.in_transaction() {
         // Inside MULTI/EXEC Redis only schedules it (for SCHEDULE or not, since 7.0).
         status
@@ -286,6 +314,42 @@ fn bgsave(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         Ok(Reply::Simple("Background saving started".into()))
     } else {
         Err(CmdError::Raw(Bytes::from_static(b"ERR")))
+    }
+}
+
+/// `BGREWRITEAOF`: rewrites the AOF from a snapshot in the background (works with the AOF
+/// off too, as in Redis: it then leaves just a base).
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    use crate::persist::aof::rewrite::{bgrewriteaof, Started};
+    let Some(srv) = ctx.srv.arc() else {
+        return Err(CmdError::Raw(Bytes::from_static(b"ERR")));
+    };
+    let status = &ctx.srv.aof.shared.status;
+    if (ctx.sess.multi.is_some() || ctx.st.stream.in_transaction())
+        && !status
+            .rewrite_in_progress
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
+        status
+            .rewrite_scheduled
+            .store(true, std::sync::atomic::Ordering::Release);
+        return Ok(Reply::Simple(
+            "Background append only file rewriting scheduled".into(),
+        ));
+    }
+    match bgrewriteaof(&srv, ctx.st) {
+        Started::Now => Ok(Reply::Simple(
+            "Background append only file rewriting started".into(),
+        )),
+        Started::Scheduled => Ok(Reply::Simple(
+            "Background append only file rewriting scheduled".into(),
+        )),
+        Started::AlreadyRunning => Err(CmdError::err(
+            "Background append only file rewriting already in progress",
+        )),
+        Started::Failed => Err(CmdError::err(
+            "Can't execute an AOF background rewriting. Please check the server logs for more information.",
+        )),
     }
 }
 

@@ -158,6 +158,24 @@ impl Pipe {
     }
 }
 
+/// How long a closing connection waits for the fsync its held acks need.
+const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(2);
+
+/// Moves the held acks the AOF has fsynced (up to `fsynced`) to the ones to write.
+fn release(
+    held: &mut VecDeque<(u64, Vec<u8>, Instant)>,
+    fsynced: u64,
+    acks: &mut Vec<u8>,
+    times: &mut Vec<Instant>,
+) {
+    while held.front().is_some_and(|h| h.0 <= fsynced) {
+        if let Some((_, a, at)) = held.pop_front() {
+            acks.extend_from_slice(&a);
+            times.push(at);
+        }
+    }
+}
+
 /// Why a connection ends early.
 enum End {
     /// The peer closed (or reset) the connection.
@@ -253,15 +271,19 @@ impl Conn {
         let mut refused = false;
         let mut acks = Vec::new();
         let mut times = Vec::new();
+        // Acks waiting for the AOF's fsync (`ack_after = "fsynced"`), in order.
+        let mut held: VecDeque<(u64, Vec<u8>, Instant)> = VecDeque::new();
+        let mut fsynced = self.fwd.srv.aof.shared.fsynced.subscribe();
         loop {
             if let Err(end) = self.cut_frames(&mut frames) {
                 return end;
             }
             pending += frames.len();
             pipe.push(&self.fwd, &mut frames, tx);
-            if eof && pending == 0 {
+            if eof && pending == 0 && held.is_empty() {
                 return End::Closed;
             }
+            let head = held.front().map_or(u64::MAX, |h| h.0);
             let may_read =
                 !eof && !refused && pipe.queued_bytes.load(Ordering::Acquire) < MAX_QUEUED_BYTES;
             tokio::select! {
@@ -288,7 +310,10 @@ impl Conn {
                                 pending = pending.saturating_sub(1);
                                 match verdict {
                                     Verdict::Silent => {}
-                                    Verdict::Ack(a) => {
+                                    Verdict::Ack(a, due) if due > 0 || !held.is_empty() => {
+                                        held.push_back((due, a, at));
+                                    }
+                                    Verdict::Ack(a, _) => {
                                         acks.extend_from_slice(&a);
                                         times.push(at);
                                     }
@@ -306,15 +331,9 @@ impl Conn {
                         }
                         next = rx.try_recv().ok();
                     }
-                    if !acks.is_empty() {
-                        if self.stream.write_all(&acks).await.is_err() {
-                            return End::Closed;
-                        }
-                        let hist = &self.fwd.srv.metrics.forward.ack_latency;
-                        for at in times.drain(..) {
-                            hist.observe(at.elapsed().as_secs_f64());
-                        }
-                        acks.clear();
+                    release(&mut held, self.fwd.srv.aof.fsynced(), &mut acks, &mut times);
+                    if self.write_acks(&mut acks, &mut times).await.is_err() {
+                        return End::Closed;
                     }
                     match close {
                         Some(why) if why.is_empty() => return End::Closed,
@@ -328,9 +347,46 @@ impl Conn {
                     Err(End::Closed) => eof = true,
                     Err(end) => return end,
                 },
-                _ = shutdown.changed() => return End::Shutdown,
+                reached = async {
+                    fsynced.wait_for(|&o| o >= head).await.map_or(0, |o| *o)
+                }, if !held.is_empty() => {
+                    release(&mut held, reached, &mut acks, &mut times);
+                    if self.write_acks(&mut acks, &mut times).await.is_err() {
+                        return End::Closed;
+                    }
+                }
+                _ = shutdown.changed() => {
+                    // Acks whose records reach the disk in the final fsync window still
+                    // go out, so the sender does not resend what is stored.
+                    if !held.is_empty() {
+                        let last = held.back().map_or(0, |h| h.0);
+                        let mut marks = self.fwd.srv.aof.shared.fsynced.subscribe();
+                        let wait = marks.wait_for(|&o| o >= last);
+                        let reached = match tokio::time::timeout(SHUTDOWN_ACK_WAIT, wait).await {
+                            Ok(Ok(r)) => *r,
+                            _ => 0,
+                        };
+                        release(&mut held, reached, &mut acks, &mut times);
+                        self.write_acks(&mut acks, &mut times).await.ok();
+                    }
+                    return End::Shutdown;
+                }
             }
         }
+    }
+
+    /// Writes the acks gathered (one write), recording their latency.
+    async fn write_acks(&mut self, acks: &mut Vec<u8>, times: &mut Vec<Instant>) -> Result<(), ()> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(acks).await.map_err(|_| ())?;
+        let hist = &self.fwd.srv.metrics.forward.ack_latency;
+        for at in times.drain(..) {
+            hist.observe(at.elapsed().as_secs_f64());
+        }
+        acks.clear();
+        Ok(())
     }
 
     /// Moves every complete request out of the buffer.

@@ -19,14 +19,15 @@ use super::message::{decode, decompress, Body, DecodeError};
 use super::{ack, Forward};
 use crate::cmd::exec::execute_batch;
 use crate::cmd::{Origin, Reply};
+use crate::config::AckAfter;
 
 /// What the connection does after a request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Nothing to write (no ack asked, or the request was dropped).
     Silent,
-    /// Write this ack.
-    Ack(Vec<u8>),
+    /// Write this ack once the AOF is fsynced up to the offset (0: at once).
+    Ack(Vec<u8>, u64),
     /// Close the connection, logging why.
     Close(String),
 }
@@ -71,7 +72,7 @@ fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
         Err(e) => return Err(malformed(fwd, &e)),
     };
     m.chunks.inc();
-    let ack = |chunk: &Option<Bytes>| reply(fwd, chunk.as_deref());
+    let ack = |chunk: &Option<Bytes>| reply(fwd, chunk.as_deref(), fwd.srv.aof.appended());
     if req.options.fluent_signal != 0 {
         // Metrics, traces, blobs, profiles (v1.5): kura stores logs. Acked so the sender
         // does not resend forever; counted and logged so the loss is visible.
@@ -206,14 +207,16 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     if let Some(id) = &chunk {
         if dedup.seen(tag, id, now_ms).is_some() {
             m.duplicates.inc();
-            return Ok(reply(fwd, Some(id)));
+            // Stored before, maybe not yet fsynced: wait for everything appended so far.
+            return Ok(reply(fwd, Some(id), fwd.srv.aof.appended()));
         }
     }
     let records = mapped.records;
-    let (replies, offset) = if mapped.commands.is_empty() {
-        (Vec::new(), 0)
+    let (replies, offset, aof) = if mapped.commands.is_empty() {
+        (Vec::new(), 0, fwd.srv.aof.appended())
     } else {
-        execute_batch(&fwd.srv, Origin::Forward, db, mapped.commands)
+        let a = execute_batch(&fwd.srv, Origin::Forward, db, mapped.commands);
+        (a.replies, a.offset, a.aof)
     };
     if let Some(err) = replies.iter().find_map(|r| match r {
         Reply::Error(e) => Some(e),
@@ -246,18 +249,30 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     }
     drop(dedup);
     m.records.inc_by(records);
-    Ok(reply(fwd, chunk.as_deref()))
+    Ok(reply(fwd, chunk.as_deref(), aof))
 }
 
-/// The answer to a request that is done with: its ack (counted) when it asked for one.
-fn reply(fwd: &Forward, chunk: Option<&[u8]>) -> Verdict {
-    match chunk {
-        Some(id) => {
-            fwd.srv.metrics.forward.acks.inc();
-            Verdict::Ack(ack::ack_bytes(id))
+/// The answer to a request that is done with: its ack (counted) when it asked for one,
+/// held until the AOF is fsynced past `aof` with `ack_after = "fsynced"`. Without an AOF
+/// running there is nothing to wait for that would make the chunk durable: no ack, so the
+/// sender keeps it and resends.
+fn reply(fwd: &Forward, chunk: Option<&[u8]>, aof: Option<u64>) -> Verdict {
+    let Some(id) = chunk else {
+        return Verdict::Silent;
+    };
+    let due = match (fwd.cfg.ack_after, aof) {
+        (AckAfter::Fsynced, Some(o)) => o,
+        (AckAfter::Fsynced, None) => {
+            fwd.warn(
+                "no_aof",
+                format_args!("ack_after = \"fsynced\" but the AOF is off: chunk not acked"),
+            );
+            return Verdict::Silent;
         }
-        None => Verdict::Silent,
-    }
+        _ => 0,
+    };
+    fwd.srv.metrics.forward.acks.inc();
+    Verdict::Ack(ack::ack_bytes(id), due)
 }
 
 /// Counts and logs a request that cannot be stored; it gets no ack.

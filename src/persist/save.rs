@@ -123,7 +123,32 @@ pub fn write_file(
     path: &Path,
     point: &SavePoint,
 ) -> Result<(u64, Written), SaveError> {
-    let (opts, checksum) = srv.with_config(|c| (WriteOpts::from_config(c), c.rdbchecksum));
+    let (opts, checksum, incremental) = srv.with_config(|c| {
+        (
+            WriteOpts::from_config(c),
+            c.rdbchecksum,
+            c.rdb_save_incremental_fsync,
+        )
+    });
+    let mut written = Written::default();
+    let bytes = write_durably(path, incremental, |w| {
+        let (w, n) = write_rdb(w, &point.snapshot, &point.aux, &opts, checksum)?;
+        written = n;
+        Ok(w)
+    })?;
+    Ok((bytes, written))
+}
+
+/// Writes a file crash-safely, as Redis writes dumps and AOF bases: `body` fills
+/// `temp-<pid>-<n>.rdb` beside `path`, which is fsynced (also every 4 MB on the way when
+/// `incremental`, so the final fsync never has gigabytes to flush at once), renamed over
+/// `path`, and the directory fsynced. On any error the temp file is removed and `path` is
+/// untouched. Returns the file's size.
+pub fn write_durably(
+    path: &Path,
+    incremental: bool,
+    body: impl FnOnce(BufWriter<SyncEvery>) -> std::io::Result<BufWriter<SyncEvery>>,
+) -> Result<u64, SaveError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
     let temp = dir.join(format!(
@@ -135,28 +160,30 @@ pub fn write_file(
         let p = p.display().to_string();
         move |source| SaveError::Io { path: p, source }
     };
-    let result = (|| -> std::io::Result<(u64, Written)> {
+    let result = (|| -> std::io::Result<u64> {
         std::fs::create_dir_all(dir)?;
         let file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&temp)?;
-        let (buf, written) = write_rdb(
-            BufWriter::with_capacity(1 << 20, file),
-            &point.snapshot,
-            &point.aux,
-            &opts,
-            checksum,
-        )?;
-        let file = buf.into_inner().map_err(|e| e.into_error())?;
+        let every = incremental.then_some(INCREMENTAL_FSYNC_BYTES);
+        let buf = body(BufWriter::with_capacity(
+            1 << 20,
+            SyncEvery {
+                file,
+                every,
+                since: 0,
+            },
+        ))?;
+        let file = buf.into_inner().map_err(|e| e.into_error())?.file;
         file.sync_all()?;
         let bytes = file.metadata()?.len();
         drop(file);
         std::fs::rename(&temp, path)?;
         // The rename is durable only once the directory entry is.
         File::open(dir)?.sync_all()?;
-        Ok((bytes, written))
+        Ok(bytes)
     })();
     if result.is_err() {
         if let Err(e) = std::fs::remove_file(&temp) {
@@ -166,6 +193,35 @@ pub fn write_file(
         }
     }
     result.map_err(io_err(path))
+}
+
+/// Redis's `REDIS_AUTOSYNC_BYTES`: 4 MB between fsyncs of an incrementally synced file.
+const INCREMENTAL_FSYNC_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A file that fsyncs itself every so many bytes written (`rdb-save-incremental-fsync`,
+/// `aof-rewrite-incremental-fsync`).
+pub struct SyncEvery {
+    file: File,
+    every: Option<u64>,
+    since: u64,
+}
+
+impl std::io::Write for SyncEvery {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some(every) = self.every {
+            self.since += n as u64;
+            if self.since >= every {
+                self.file.sync_data()?;
+                self.since = 0;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// Records a finished save: LASTSAVE, the dirty counter (minus what it was at the start),
@@ -243,7 +299,15 @@ pub fn writes_denied(srv: &ServerState) -> bool {
 /// count are both reached (`<changes> changes in <seconds> seconds. Saving...`). After a
 /// failed BGSAVE, the next try waits 5 s (`CONFIG_BGSAVE_RETRY_DELAY`).
 pub fn cron(srv: &Arc<ServerState>) {
-    if srv.save.bgsave_in_progress.load(Ordering::Acquire) {
+    // One background job at a time, as Redis runs one child.
+    if srv.save.bgsave_in_progress.load(Ordering::Acquire)
+        || srv
+            .aof
+            .shared
+            .status
+            .rewrite_in_progress
+            .load(Ordering::Acquire)
+    {
         return;
     }
     let now = srv.clock.now_ms() / 1000;

@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
+use crate::persist::aof::feed::Feed;
 use crate::resp::encode::{put_array_header, put_bulk};
 
 /// Redis 7.0's default `repl-backlog-size` (1mb).
@@ -33,6 +34,9 @@ pub struct WriteStream {
     /// shows `repl_backlog_active:0`, `master_repl_offset:0`); kura does the same, which
     /// also spares a standalone server a copy of every write.
     active: bool,
+    /// The AOF's end of the stream, while the AOF is on: it sees the same commands in the
+    /// same order, with its own SELECT tracking (each AOF file starts afresh).
+    aof: Option<Feed>,
 }
 
 impl WriteStream {
@@ -48,6 +52,7 @@ impl WriteStream {
             scratch: BytesMut::new(),
             txn: None,
             active: false,
+            aof: None,
         }
     }
 
@@ -98,30 +103,53 @@ impl WriteStream {
         self.end_tx.subscribe()
     }
 
+    /// Attaches (or detaches) the AOF's feed.
+    pub fn set_aof(&mut self, feed: Option<Feed>) {
+        self.aof = feed;
+    }
+
+    /// Returns the AOF's feed while the AOF is on.
+    pub fn aof_feed(&mut self) -> Option<&mut Feed> {
+        self.aof.as_mut()
+    }
+
+    /// Returns the AOF offset after the last write, while the AOF is on: what a client that
+    /// wrote waits for before its reply.
+    pub fn aof_offset(&self) -> Option<u64> {
+        self.aof.as_ref().map(Feed::offset)
+    }
+
     /// Appends one applied write command, preceded by `SELECT` when the database changes.
     pub fn append(&mut self, db: usize, argv: &[Bytes]) {
-        if !self.active {
+        if !self.active && self.aof.is_none() {
             return;
         }
         if let Some(t) = self.txn.as_mut() {
             t.push((db, argv.to_vec()));
             return;
         }
-        self.scratch.clear();
-        if self.selected_db != Some(db) {
-            let n = db.to_string();
-            put_array_header(&mut self.scratch, 2);
-            put_bulk(&mut self.scratch, b"SELECT");
-            put_bulk(&mut self.scratch, n.as_bytes());
-            self.selected_db = Some(db);
-        }
-        put_array_header(&mut self.scratch, argv.len());
+        // Encoded once for both consumers.
+        let mut cmd = std::mem::take(&mut self.scratch);
+        cmd.clear();
+        put_array_header(&mut cmd, argv.len());
         for a in argv {
-            put_bulk(&mut self.scratch, a);
+            put_bulk(&mut cmd, a);
         }
-        let scratch = std::mem::take(&mut self.scratch);
-        self.append_raw(&scratch);
-        self.scratch = scratch;
+        if self.active {
+            if self.selected_db != Some(db) {
+                let mut select = BytesMut::with_capacity(24);
+                put_array_header(&mut select, 2);
+                put_bulk(&mut select, b"SELECT");
+                put_bulk(&mut select, db.to_string().as_bytes());
+                self.append_raw(&select);
+                self.selected_db = Some(db);
+            }
+            self.append_raw(&cmd);
+        }
+        if let Some(f) = self.aof.as_mut() {
+            f.push(db, &cmd);
+        }
+        self.scratch = cmd;
     }
 
     /// Starts holding back appends: the commands of one EXEC.

@@ -69,6 +69,10 @@ struct Conn {
     obuf_limit: OutputLimitState,
     /// Set once the client subscribed or monitored: pushes may be waiting.
     may_have_pushes: bool,
+    /// The AOF offset this client's writes reach; replies wait until the AOF holds it
+    /// (written, or fsynced with `appendfsync always`), as Redis replies only after its
+    /// `beforeSleep` has flushed the AOF.
+    aof_due: u64,
 }
 
 /// Serves one client until it disconnects, is killed, or the server shuts down.
@@ -94,6 +98,7 @@ pub async fn serve(
         push_rx,
         obuf_limit: OutputLimitState::default(),
         may_have_pushes: false,
+        aof_due: 0,
     };
     let result = conn.run(&mut shutdown).await;
     debug!(client = info.id, ?result, "client closed");
@@ -303,6 +308,7 @@ impl Conn {
             let mut blocked = None;
             {
                 let mut st = srv.engine.lock();
+                let aof_before = st.stream.aof_offset();
                 while let Some(argv) = queue.pop_front() {
                     if is_http_request(&argv[0]) {
                         drop(st);
@@ -321,6 +327,11 @@ impl Conn {
                         break;
                     }
                 }
+                if let Some(after) = st.stream.aof_offset() {
+                    if Some(after) != aof_before {
+                        self.aof_due = after;
+                    }
+                }
             }
             self.sess.batch_now_ms = 0;
             self.sess.mark = None;
@@ -329,6 +340,7 @@ impl Conn {
                 self.emit(&reply, mode_before);
             }
             if self.sess.close_after_reply {
+                self.await_aof().await;
                 self.flush().await?;
                 return Err(Close::AfterFlush);
             }
@@ -337,6 +349,7 @@ impl Conn {
             debug!(client = self.info.id, error = %e, "protocol error");
             self.out.extend_from_slice(&e.reply_bytes());
             self.srv.engine.lock().count_error("ERR");
+            self.await_aof().await;
             self.flush().await?;
             return Err(Close::AfterFlush);
         }
@@ -348,8 +361,17 @@ impl Conn {
             self.inbuf = BytesMut::new();
         }
         self.info.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
+        self.await_aof().await;
         self.try_write()?;
         self.check_output_limit()
+    }
+
+    /// Holds the replies until the AOF has this client's writes.
+    async fn await_aof(&mut self) {
+        if self.aof_due > 0 {
+            self.srv.aof.wait_for_reply(self.aof_due).await;
+            self.aof_due = 0;
+        }
     }
 
     /// Queues a command's reply per the CLIENT REPLY mode in force before it ran, then any

@@ -16,7 +16,7 @@ use crate::support::{need_program, wait_until, Kura};
 // ---- builders ----
 
 /// `[EventTime(secs, nanos), {k: v, ...}]`
-fn entry(secs: u32, nanos: u32, fields: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn entry(secs: u32, nanos: u32, fields: &[(&str, &str)]) -> Vec<u8> {
     let mut out = Vec::new();
     mp::put_array_len(&mut out, 2);
     mp::put_event_time(&mut out, secs, nanos);
@@ -34,7 +34,7 @@ fn record_into(out: &mut Vec<u8>, fields: &[(&str, &str)]) {
 
 /// fluentd out_forward's PackedForward: `93`, tag, str32 entries, then
 /// `{"size", "compressed", "chunk"}` in that order (spec §2b.2).
-fn fluentd_chunk(
+pub(crate) fn fluentd_chunk(
     tag: &str,
     entries: &[u8],
     size: u64,
@@ -59,7 +59,7 @@ fn fluentd_chunk(
 }
 
 /// A fluentd-style chunk id: base64 of 16 bytes plus Ruby's trailing newline.
-fn chunk_id(n: u8) -> Vec<u8> {
+pub(crate) fn chunk_id(n: u8) -> Vec<u8> {
     let mut id = format!("AAAAAAAAAAAAAAAAAAAAA{:02}=", n % 100).into_bytes();
     id.truncate(24);
     id.push(b'\n');
@@ -80,18 +80,18 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     g.finish().unwrap()
 }
 
-struct Fwd {
+pub(crate) struct Fwd {
     s: TcpStream,
 }
 
 impl Fwd {
-    fn connect(addr: SocketAddr) -> Fwd {
+    pub(crate) fn connect(addr: SocketAddr) -> Fwd {
         let s = TcpStream::connect(addr).expect("connect forward");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         Fwd { s }
     }
 
-    fn send(&mut self, bytes: &[u8]) {
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
         self.s.write_all(bytes).expect("write");
     }
 
@@ -102,13 +102,13 @@ impl Fwd {
         buf
     }
 
-    fn expect_ack(&mut self, chunk: &[u8]) {
+    pub(crate) fn expect_ack(&mut self, chunk: &[u8]) {
         let want = ack_of(chunk);
         assert_eq!(self.read(want.len()), want);
     }
 
     /// Reports whether nothing arrives within `wait` (and the connection stays open).
-    fn silent(&mut self, wait: Duration) -> bool {
+    pub(crate) fn silent(&mut self, wait: Duration) -> bool {
         self.s.set_read_timeout(Some(wait)).unwrap();
         let mut b = [0u8; 1];
         let r = self.s.read(&mut b);

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod aof;
 mod blocking;
 mod clients;
 mod diff;

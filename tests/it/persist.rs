@@ -11,7 +11,7 @@ fn dump_path(k: &Kura) -> std::path::PathBuf {
     k.state.with_config(|c| c.dir.join(&c.dbfilename))
 }
 
-fn field(info: &str, name: &str) -> Option<String> {
+pub(crate) fn field(info: &str, name: &str) -> Option<String> {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")))
         .map(|v| v.trim().to_string())
@@ -19,7 +19,7 @@ fn field(info: &str, name: &str) -> Option<String> {
 
 /// Writes a dataset with every encoding kura writes: int/raw/LZF strings, small and
 /// multi-node lists, listpack and hashtable hashes, TTLs, two databases.
-fn fill(k: &Kura) {
+pub(crate) fn fill(k: &Kura) {
     let mut c = k.client();
     c.cmd(&["SET", "n", "12345"]);
     c.cmd(&["SET", "big", &"a".repeat(100)]);
@@ -42,7 +42,7 @@ fn fill(k: &Kura) {
 }
 
 /// Every key of dbs 0 and 3 with its type, contents and PTTL bucket, via RESP.
-fn contents(mut c: crate::support::Raw) -> Vec<String> {
+pub(crate) fn contents(mut c: crate::support::Raw) -> Vec<String> {
     let mut out = Vec::new();
     for db in ["0", "3"] {
         c.cmd(&["SELECT", db]);

@@ -130,7 +130,7 @@ fn set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CmdResult {
     for (pair, (p, _, value)) in pairs.chunks(2).zip(&params) {
         (p.set)(&mut cfg, value).map_err(|reason| set_failed(&text(&pair[0]), &reason))?;
     }
-    apply(ctx, &cfg);
+    apply(ctx, &cfg)?;
     if let Ok(mut c) = ctx.srv.config.write() {
         *c = cfg;
     }
@@ -141,10 +141,56 @@ fn set(ctx: &mut Ctx<'_>, pairs: &[Bytes]) -> CmdResult {
 /// Makes new values take effect where something holds a copy of them. Everything else
 /// (maxclients, timeout, requirepass, maxmemory, hz, slowlog-*, …) is read from the
 /// configuration where it is used.
-fn apply(ctx: &mut Ctx<'_>, cfg: &Config) {
+fn apply(ctx: &mut Ctx<'_>, cfg: &Config) -> Result<(), CmdError> {
     if cfg.repl_backlog_size as usize != ctx.st.stream.capacity() {
         ctx.st.stream.set_capacity(cfg.repl_backlog_size as usize);
     }
+    if cfg.forward.ack_after == crate::config::AckAfter::Fsynced
+        && cfg.appendfsync == crate::config::AppendFsync::No
+    {
+        return Err(set_failed(
+            "appendfsync",
+            "forward.ack_after is \"fsynced\": appendfsync no would never fsync",
+        ));
+    }
+    let aof = &ctx.srv.aof;
+    aof.set_policy(cfg.appendfsync);
+    aof.shared.no_fsync_on_rewrite.store(
+        cfg.no_appendfsync_on_rewrite,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    if cfg.appendonly != aof.is_on() {
+        apply_appendonly(ctx, cfg)?;
+    }
+    Ok(())
+}
+
+/// `CONFIG SET appendonly yes|no`: starts the AOF with a rewrite, or stops it after a final
+/// fsync (Redis's `startAppendOnly` / `stopAppendOnly`).
+fn apply_appendonly(ctx: &mut Ctx<'_>, cfg: &Config) -> Result<(), CmdError> {
+    use crate::config::AckAfter;
+    use crate::persist::aof::rewrite;
+    if !cfg.appendonly {
+        if cfg.forward.ack_after == AckAfter::Fsynced {
+            return Err(set_failed(
+                "appendonly",
+                "forward.ack_after is \"fsynced\": the AOF must stay on",
+            ));
+        }
+        rewrite::disable(ctx.srv, ctx.st);
+        return Ok(());
+    }
+    let Some(srv) = ctx.srv.arc() else {
+        return Err(set_failed(
+            "appendonly",
+            "Unable to turn on AOF. Check server logs.",
+        ));
+    };
+    rewrite::enable(&srv, ctx.st, cfg).map_err(|e| {
+        tracing::warn!(error = %e, "Unable to turn on AOF");
+        rewrite::disable(ctx.srv, ctx.st);
+        set_failed("appendonly", "Unable to turn on AOF. Check server logs.")
+    })
 }
 
 /// Clears what `INFO` counts (Redis `resetServerStats` and `resetCommandTableStats`).

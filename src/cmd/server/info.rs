@@ -332,6 +332,8 @@ fn memory(ctx: &Ctx<'_>) -> String {
 
 fn persistence(ctx: &Ctx<'_>) -> String {
     let aof = ctx.srv.with_config(|c| c.appendonly);
+    let a = &ctx.srv.aof.shared.status;
+    let rewriting = a.rewrite_in_progress.load(Ordering::Relaxed);
     let save = &ctx.srv.save;
     let bgsave = save.bgsave_in_progress.load(Ordering::Acquire);
     let mut s = String::new();
@@ -347,7 +349,7 @@ fn persistence(ctx: &Ctx<'_>) -> String {
         "rdb_changes_since_last_save" => ctx.st.dirty,
         "rdb_bgsave_in_progress" => u8::from(bgsave),
         "rdb_last_save_time" => ctx.srv.lastsave.load(Ordering::Relaxed),
-        "rdb_last_bgsave_status" => if save.last_bgsave_ok.load(Ordering::Relaxed) { "ok" } else { "err" },
+        "rdb_last_bgsave_status" => ok_err(save.last_bgsave_ok.load(Ordering::Relaxed)),
         "rdb_last_bgsave_time_sec" => save.last_bgsave_secs.load(Ordering::Relaxed),
         "rdb_current_bgsave_time_sec" => if bgsave {
             ctx.srv.clock.now_ms() / 1000 - save.bgsave_started.load(Ordering::Relaxed)
@@ -359,29 +361,45 @@ fn persistence(ctx: &Ctx<'_>) -> String {
         "rdb_last_load_keys_expired" => save.last_load_expired.load(Ordering::Relaxed),
         "rdb_last_load_keys_loaded" => save.last_load_loaded.load(Ordering::Relaxed),
         "aof_enabled" => u8::from(aof),
-        "aof_rewrite_in_progress" => 0,
-        "aof_rewrite_scheduled" => 0,
-        "aof_last_rewrite_time_sec" => -1,
-        "aof_current_rewrite_time_sec" => -1,
-        "aof_last_bgrewrite_status" => "ok",
-        "aof_rewrites" => 0,
-        "aof_rewrites_consecutive_failures" => 0,
-        "aof_last_write_status" => "ok",
+        "aof_rewrite_in_progress" => u8::from(rewriting),
+        "aof_rewrite_scheduled" => u8::from(a.rewrite_scheduled.load(Ordering::Relaxed)),
+        "aof_last_rewrite_time_sec" => a.last_rewrite_secs.load(Ordering::Relaxed),
+        "aof_current_rewrite_time_sec" => if rewriting {
+            ctx.srv.clock.now_ms() / 1000 - a.rewrite_started.load(Ordering::Relaxed)
+        } else {
+            -1
+        },
+        "aof_last_bgrewrite_status" => ok_err(a.last_rewrite_ok.load(Ordering::Relaxed)),
+        "aof_rewrites" => a.rewrites.load(Ordering::Relaxed),
+        "aof_rewrites_consecutive_failures" => a.consecutive_failures.load(Ordering::Relaxed),
+        "aof_last_write_status" => ok_err(a.last_write_ok.load(Ordering::Relaxed)),
         "aof_last_cow_size" => 0,
         "module_fork_in_progress" => 0,
         "module_fork_last_cow_size" => 0,
     );
     if aof {
+        let pending = crate::persist::aof::lock(&ctx.srv.aof.shared.pending)
+            .bytes
+            .len();
         fields!(s,
-            "aof_current_size" => 0,
-            "aof_base_size" => 0,
+            "aof_current_size" => a.current_size.load(Ordering::Relaxed),
+            "aof_base_size" => a.base_size.load(Ordering::Relaxed),
             "aof_pending_rewrite" => 0,
-            "aof_buffer_length" => 0,
-            "aof_pending_bio_fsync" => 0,
-            "aof_delayed_fsync" => 0,
+            "aof_buffer_length" => pending,
+            "aof_pending_bio_fsync" => u8::from(a.fsync_in_progress.load(Ordering::Relaxed)),
+            "aof_delayed_fsync" => a.delayed_fsync.load(Ordering::Relaxed),
         );
     }
     s
+}
+
+/// INFO's words for a status flag.
+fn ok_err(ok: bool) -> &'static str {
+    if ok {
+        "ok"
+    } else {
+        "err"
+    }
 }
 
 fn stats(ctx: &Ctx<'_>) -> String {
