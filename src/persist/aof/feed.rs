@@ -39,7 +39,9 @@ impl Feed {
         p.bytes.extend_from_slice(command);
         p.appended += (p.bytes.len() - before) as u64;
         self.appended = p.appended;
-        if p.idle {
+        // With `always` the writer thread does every round; otherwise writers flush their
+        // own bytes before replying and the thread only sweeps up on its tick.
+        if p.idle && self.shared.policy() == crate::config::AppendFsync::Always {
             p.idle = false;
             self.shared.wake.notify_one();
         }

@@ -163,11 +163,16 @@ pub struct Shared {
     /// End offset of what is fsynced.
     pub(crate) fsynced: watch::Sender<u64>,
     pub(crate) files: Mutex<Files>,
+    /// The writing end, while the AOF is on.
+    pub(crate) writer: Mutex<Option<writer::Writer>>,
     pub(crate) files_changed: Condvar,
     /// `appendfsync`, as [`policy_code`].
     pub(crate) policy: AtomicU8,
     /// `no-appendfsync-on-rewrite`.
     pub(crate) no_fsync_on_rewrite: AtomicBool,
+    /// Clients waiting for a mark: the writer gathers a round until those it released
+    /// last time are back (group commit, see `writer::gather`).
+    pub(crate) waiting: std::sync::atomic::AtomicUsize,
     /// Bumped when the AOF stops: a rewrite started before discards its result.
     pub(crate) generation: AtomicU64,
     /// INFO facts.
@@ -191,10 +196,12 @@ impl Shared {
             written: watch::channel(0).0,
             fsynced: watch::channel(0).0,
             files: Mutex::new(Files::default()),
+            writer: Mutex::new(None),
             files_changed: Condvar::new(),
             policy: AtomicU8::new(policy_code(policy)),
             no_fsync_on_rewrite: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             status: AofStatus::default(),
         }
     }
@@ -268,9 +275,36 @@ impl Aof {
     pub async fn wait_for_reply(&self, offset: u64) {
         let mark = match self.shared.policy() {
             AppendFsync::Always => &self.shared.fsynced,
-            _ => &self.shared.written,
+            _ => {
+                if *self.shared.written.borrow() < offset {
+                    self.write_now();
+                }
+                &self.shared.written
+            }
         };
         wait_mark(&self.shared, mark, offset).await;
+    }
+
+    /// Writes what the feed holds from the calling thread, unless another writer is busy
+    /// (then it will, or the writer thread on its next tick) or the policy fsyncs each
+    /// round (`always`: fsyncs belong on the writer thread). A `write` to the page cache is
+    /// what Redis does in its event loop before replying; it spares a thread hand-off per
+    /// reply.
+    pub fn write_now(&self) {
+        if self.shared.policy() == AppendFsync::Always {
+            return;
+        }
+        let mut guard = match self.shared.writer.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                self.shared.kick();
+                return;
+            }
+        };
+        if let Some(w) = guard.as_mut().filter(|w| !w.failing()) {
+            w.round(&self.shared, false);
+        }
     }
 
     /// Waits until everything up to `offset` is fsynced (`ack_after = "fsynced"`); with
@@ -286,7 +320,9 @@ async fn wait_mark(shared: &Shared, mark: &watch::Sender<u64>, offset: u64) {
         return;
     }
     let mut rx = mark.subscribe();
+    shared.waiting.fetch_add(1, Ordering::AcqRel);
     shared.kick();
     // The sender lives as long as `shared`: this ends when the mark is reached.
     rx.wait_for(|&o| o >= offset).await.ok();
+    shared.waiting.fetch_sub(1, Ordering::AcqRel);
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::{info, warn};
 
@@ -89,10 +89,11 @@ pub fn spawn(shared: Arc<Shared>, current: Option<Current>) -> Result<Threads, A
     }
     let target: SyncTarget = Arc::new(Mutex::new(None));
     let fsync_stop = Arc::new(AtomicBool::new(false));
-    let (s, t) = (shared.clone(), target.clone());
+    *lock(&shared.writer) = Some(Writer::new(&shared, current, target.clone()));
+    let s = shared.clone();
     let writer = std::thread::Builder::new()
         .name("kura-aof-write".into())
-        .spawn(move || Writer::new(s, current, t).run())
+        .spawn(move || run_writer(&s))
         .map_err(|e| AofError::Thread("writer", e))?;
     let (s, stop) = (shared, fsync_stop.clone());
     let fsyncer = std::thread::Builder::new()
@@ -124,6 +125,99 @@ impl Threads {
             warn!("the AOF fsync thread panicked");
         }
     }
+}
+
+/// How often the writer looks for bytes nobody asked it to write (with `everysec` and `no`
+/// the feed does not wake it: connections write their own bytes before replying, and what
+/// no one waits for — forward chunks acked on apply, expiry DELs — reaches the file
+/// within this).
+const WRITER_TICK: Duration = Duration::from_millis(10);
+
+/// The writer thread: runs rounds when woken (`always`), on its tick, and to retry a
+/// failed round; on stop, drains, fsyncs and leaves the writing end empty.
+fn run_writer(shared: &Shared) {
+    loop {
+        let retrying = lock(&shared.writer).as_ref().is_some_and(Writer::failing);
+        let stop = wait_for_work(shared, retrying);
+        let mut guard = lock(&shared.writer);
+        let Some(w) = guard.as_mut() else {
+            return;
+        };
+        if !stop && shared.policy() == AppendFsync::Always {
+            let most = (w.last_fsync * 2).clamp(MIN_GATHER, MAX_GATHER);
+            let want = w.released;
+            drop(guard);
+            gather(shared, want, most);
+            guard = lock(&shared.writer);
+        }
+        let Some(w) = guard.as_mut() else {
+            return;
+        };
+        w.round(shared, stop);
+        if stop && (w.todo.is_empty() || w.failures >= 3) {
+            if !w.todo.is_empty() {
+                warn!(
+                    bytes = w.todo.len(),
+                    "stopping the AOF with bytes it could not write"
+                );
+            }
+            *guard = None;
+            return;
+        }
+        let failures = w.failures;
+        drop(guard);
+        if failures > 0 {
+            std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(10))));
+        }
+    }
+}
+
+/// The longest a round waits to gather writers before its fsync.
+const MAX_GATHER: Duration = Duration::from_millis(2);
+/// The shortest: enough for a wave of replies and requests to pass through the runtime.
+const MIN_GATHER: Duration = Duration::from_micros(500);
+
+/// Group commit with `always`: the clients the last fsync released come back with their
+/// next writes within a round trip; a round that started on the first of them would fsync
+/// for one client and make the rest wait a whole fsync more. So the round waits, at most as
+/// long as an fsync takes, until as many clients wait as were released (Redis gets the same
+/// effect from serving every ready client before its one fsync per event-loop turn). A lone
+/// client is released alone and never waits.
+fn gather(shared: &Shared, want: usize, most: Duration) {
+    if want <= 1 {
+        return;
+    }
+    let deadline = std::time::Instant::now() + most;
+    let mut p = lock(&shared.pending);
+    while shared.waiting.load(Ordering::Acquire) < want && !p.stop {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            break;
+        }
+        p.idle = true;
+        p = shared
+            .wake
+            .wait_timeout(p, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        p.idle = false;
+    }
+}
+
+/// Waits until the feed holds something (or a tick passes, or a retry is due); returns
+/// whether the writer is to stop.
+fn wait_for_work(shared: &Shared, retrying: bool) -> bool {
+    let mut p = lock(&shared.pending);
+    if p.bytes.is_empty() && p.rotations.is_empty() && !p.stop && !retrying {
+        p.idle = true;
+        p = shared
+            .wake
+            .wait_timeout(p, WRITER_TICK)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        p.idle = false;
+    }
+    p.stop
 }
 
 /// Publishes a mark if it moved forward (marks never go back).
@@ -186,8 +280,12 @@ fn strerror(e: &std::io::Error) -> String {
     }
 }
 
-struct Writer {
-    shared: Arc<Shared>,
+/// The writing end: the open file and what was taken from the feed but is not in a file
+/// yet. Lives in [`Shared`] behind a lock, so the writer thread and, with `everysec` and
+/// `no`, the connections themselves (as Redis writes its AOF buffer in the event loop
+/// before replying) can run a round.
+#[derive(Debug)]
+pub struct Writer {
     current: Option<Current>,
     target: SyncTarget,
     /// Bytes taken from the feed and not yet in a file, and where new files begin in them.
@@ -195,86 +293,69 @@ struct Writer {
     todo_rotations: Vec<usize>,
     /// The AOF offset at the end of `todo`.
     todo_end: u64,
+    /// Rounds that failed in a row.
+    failures: u32,
+    /// Clients waiting when the last fsync was published: they will be back.
+    released: usize,
+    /// How long the last fsync took.
+    last_fsync: Duration,
 }
 
 impl Writer {
-    fn new(shared: Arc<Shared>, current: Option<Current>, target: SyncTarget) -> Self {
+    fn new(shared: &Shared, current: Option<Current>, target: SyncTarget) -> Self {
         let end = lock(&shared.pending).appended;
         advance(&shared.written, end);
         advance(&shared.fsynced, end);
         Writer {
-            shared,
             current,
             target,
             todo: Vec::new(),
             todo_rotations: Vec::new(),
             todo_end: end,
+            failures: 0,
+            released: 0,
+            last_fsync: Duration::ZERO,
         }
     }
 
-    fn run(mut self) {
-        let mut spare = Vec::new();
-        let mut failures = 0u32;
-        loop {
-            let stop = self.take(&mut spare, failures > 0);
-            let result = self.write_todo();
-            let written = self.todo_end - self.todo.len() as u64;
-            advance(&self.shared.written, written);
-            if let Some(c) = &self.current {
-                *lock(&self.target) = Some((c.file.clone(), written));
-            }
-            let mut result = result;
-            let always = self.shared.policy() == AppendFsync::Always;
-            // The last round always fsyncs; `always` does unless a rewrite suppresses it.
-            let due = stop || (always && !fsync_suppressed(&self.shared));
-            if result.is_ok() && due {
-                result = self.sync(written);
-            }
-            record(&self.shared, &result);
-            match result {
-                Ok(()) => failures = 0,
-                Err(_) => failures += 1,
-            }
-            if stop && (self.todo.is_empty() || failures >= 3) {
-                if !self.todo.is_empty() {
-                    warn!(
-                        bytes = self.todo.len(),
-                        "stopping the AOF with bytes it could not write"
-                    );
-                }
-                return;
-            }
-            if failures > 0 {
-                std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(10))));
-            }
+    /// Reports whether the last round failed (callers other than the thread leave retries
+    /// to it).
+    pub fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
+    /// Takes what the feed holds, writes it, and fsyncs when the policy (or `last`) says.
+    pub fn round(&mut self, shared: &Shared, last: bool) {
+        self.take(shared);
+        let mut result = self.write_todo(shared);
+        let written = self.todo_end - self.todo.len() as u64;
+        advance(&shared.written, written);
+        if let Some(c) = &self.current {
+            *lock(&self.target) = Some((c.file.clone(), written));
+        }
+        let always = shared.policy() == AppendFsync::Always;
+        // The last round always fsyncs; `always` does unless a rewrite suppresses it.
+        let due = last || (always && !fsync_suppressed(shared));
+        if result.is_ok() && due {
+            let started = std::time::Instant::now();
+            self.released = shared.waiting.load(Ordering::Acquire);
+            result = self.sync(shared, written);
+            self.last_fsync = started.elapsed();
+        }
+        record(shared, &result);
+        match result {
+            Ok(()) => self.failures = 0,
+            Err(_) => self.failures += 1,
         }
     }
 
-    /// Takes what the feed holds (waiting for something, up to a second; less when a failed
-    /// write is to be retried). Returns whether the writer is to stop.
-    fn take(&mut self, spare: &mut Vec<u8>, retrying: bool) -> bool {
-        let mut p = lock(&self.shared.pending);
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while p.bytes.is_empty() && p.rotations.is_empty() && !p.stop && !retrying {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            p.idle = true;
-            p = self
-                .shared
-                .wake
-                .wait_timeout(p, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        p.idle = false;
+    /// Moves what the feed holds behind anything a failed round left.
+    fn take(&mut self, shared: &Shared) {
+        let mut p = lock(&shared.pending);
         if self.todo.is_empty() {
+            // The emptied buffer becomes the feed's next one: no allocation per round.
             std::mem::swap(&mut self.todo, &mut p.bytes);
             std::mem::swap(&mut self.todo_rotations, &mut p.rotations);
-            // The old buffer becomes the feed's next one: no allocation per round.
-            spare.clear();
-            std::mem::swap(&mut p.bytes, spare);
         } else {
             let base = self.todo.len();
             self.todo.extend_from_slice(&p.bytes);
@@ -284,22 +365,21 @@ impl Writer {
                 .extend(rotations.into_iter().map(|r| r + base));
         }
         self.todo_end = p.appended;
-        p.stop
     }
 
     /// Writes `todo` into the files, rotating where asked; on error keeps what is left.
-    fn write_todo(&mut self) -> std::io::Result<()> {
+    fn write_todo(&mut self, shared: &Shared) -> std::io::Result<()> {
         let mut start = 0usize;
         let mut result = Ok(());
         let mut rotated = 0usize;
         let rotations = std::mem::take(&mut self.todo_rotations);
         for &at in &rotations {
-            if let Err(e) = write_to(&self.shared, &mut self.current, &self.todo[start..at]) {
+            if let Err(e) = write_to(shared, &mut self.current, &self.todo[start..at]) {
                 result = Err(e);
                 break;
             }
             start = at;
-            if let Err(e) = self.rotate(at) {
+            if let Err(e) = self.rotate(shared, at) {
                 result = Err(std::io::Error::other(e.to_string()));
                 break;
             }
@@ -307,7 +387,7 @@ impl Writer {
         }
         self.todo_rotations = rotations;
         if result.is_ok() {
-            match write_to(&self.shared, &mut self.current, &self.todo[start..]) {
+            match write_to(shared, &mut self.current, &self.todo[start..]) {
                 Ok(()) => start = self.todo.len(),
                 Err(e) => result = Err(e),
             }
@@ -324,26 +404,25 @@ impl Writer {
     }
 
     /// fsyncs the current file and publishes `upto` as fsynced.
-    fn sync(&mut self, upto: u64) -> std::io::Result<()> {
+    fn sync(&mut self, shared: &Shared, upto: u64) -> std::io::Result<()> {
         if let Some(c) = &self.current {
-            fsync(&self.shared, &c.file)?;
+            fsync(shared, &c.file)?;
         }
-        advance(&self.shared.fsynced, upto);
+        advance(&shared.fsynced, upto);
         Ok(())
     }
 
     /// Starts a new incremental file at `at` in `todo` (a rewrite's snapshot point): the old
     /// one is fsynced first, so no fsynced mark ever spans two files.
-    fn rotate(&mut self, at: usize) -> Result<(), AofError> {
+    fn rotate(&mut self, shared: &Shared, at: usize) -> Result<(), AofError> {
         let upto = self.todo_end - (self.todo.len() - at) as u64;
         if let Some(c) = &self.current {
-            fsync(&self.shared, &c.file)
-                .map_err(AofError::io("cannot fsync", Path::new(&c.name)))?;
+            fsync(shared, &c.file).map_err(AofError::io("cannot fsync", Path::new(&c.name)))?;
         }
-        advance(&self.shared.written, upto);
-        advance(&self.shared.fsynced, upto);
-        let mut files = lock(&self.shared.files);
-        let temporary = self.shared.status.wait_rewrite.load(Ordering::Acquire);
+        advance(&shared.written, upto);
+        advance(&shared.fsynced, upto);
+        let mut files = lock(&shared.files);
+        let temporary = shared.status.wait_rewrite.load(Ordering::Acquire);
         let mut manifest = files.manifest.clone();
         let name = if temporary {
             temp_incr_name(&files.prefix)
@@ -361,7 +440,7 @@ impl Writer {
         info!("Creating AOF incr file {name} on background rewrite");
         files.current_incr = Some(name);
         files.rotations_done += 1;
-        self.shared.files_changed.notify_all();
+        shared.files_changed.notify_all();
         drop(files);
         *lock(&self.target) = Some((current.file.clone(), upto));
         self.current = Some(current);
