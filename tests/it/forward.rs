@@ -66,7 +66,7 @@ pub(crate) fn chunk_id(n: u8) -> Vec<u8> {
     id
 }
 
-fn ack_of(chunk: &[u8]) -> Vec<u8> {
+pub(crate) fn ack_of(chunk: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     mp::put_map_len(&mut out, 1);
     mp::put_str(&mut out, b"ack");
@@ -81,7 +81,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) struct Fwd {
-    s: TcpStream,
+    pub(crate) s: TcpStream,
 }
 
 impl Fwd {
@@ -96,7 +96,7 @@ impl Fwd {
     }
 
     /// Reads exactly `n` bytes.
-    fn read(&mut self, n: usize) -> Vec<u8> {
+    pub(crate) fn read(&mut self, n: usize) -> Vec<u8> {
         let mut buf = vec![0u8; n];
         self.s.read_exact(&mut buf).expect("read");
         buf

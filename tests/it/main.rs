@@ -10,6 +10,7 @@ mod support;
 mod aof;
 mod blocking;
 mod clients;
+mod crash;
 mod diff;
 mod dump;
 mod fluentd_configs;
