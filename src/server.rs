@@ -22,6 +22,9 @@ pub enum StartError {
     /// The dump could not be loaded.
     #[error(transparent)]
     Load(#[from] crate::persist::save::LoadStartError),
+    /// The AOF (`appendonly yes`) could not be loaded.
+    #[error(transparent)]
+    Aof(#[from] crate::persist::aof::load::AofLoadError),
     /// The forward door could not start.
     #[error(transparent)]
     Forward(#[from] crate::forward::ForwardError),
@@ -66,10 +69,12 @@ impl Server {
             .used_memory_startup
             .store(state.used_memory.load(Ordering::Relaxed), Ordering::Relaxed);
         let (drain_tx, drain_rx) = mpsc::channel::<()>(1);
-        // Clients may connect while the dump loads; they get -LOADING until it is in.
+        // Clients may connect while the dump (or the AOF) loads; they get -LOADING until it
+        // is in.
         let dump = crate::persist::save::dump_path(&state);
         let has_dump = dump.try_exists().unwrap_or(true);
-        state.loading.store(has_dump, Ordering::Relaxed);
+        let appendonly = config.appendonly;
+        state.loading.store(has_dump || appendonly, Ordering::Relaxed);
         let mut resp_addrs = Vec::new();
         for host in &config.bind {
             let host = host.trim_start_matches('-');
@@ -96,7 +101,28 @@ impl Server {
         if let Some(addr) = forward_addr {
             info!(%addr, "forward door listening tcp and udp");
         }
-        if has_dump {
+        if appendonly {
+            // With `appendonly yes` the AOF is the data (Redis `loadDataFromDisk`); dump.rdb
+            // is read only when there is no AOF at all.
+            let loader = state.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                crate::persist::aof::load::load_on_start(&loader)
+            })
+            .await;
+            state.loading.store(false, Ordering::Relaxed);
+            let loaded = match loaded {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => return Err(refuse_start(&state, StartError::Aof(e))),
+                Err(e) => {
+                    let e = crate::persist::save::LoadStartError::Read {
+                        path: config.dir.join(&config.appenddirname).display().to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    };
+                    return Err(refuse_start(&state, StartError::Load(e)));
+                }
+            };
+            crate::persist::aof::open_on_start(&state, loaded);
+        } else if has_dump {
             let loader = state.clone();
             let loaded =
                 tokio::task::spawn_blocking(move || crate::persist::save::load_dump(&loader)).await;
@@ -165,6 +191,14 @@ impl RunningServer {
         crate::persist::save::final_save(&self.state);
         info!("kura is now ready to exit, bye bye");
     }
+}
+
+/// Stops a server whose data did not load: never start on half the data, and never
+/// overwrite the files on the way out.
+fn refuse_start(state: &Arc<ServerState>, e: StartError) -> StartError {
+    state.save.shutdown_settled.store(true, Ordering::Release);
+    state.request_shutdown();
+    e
 }
 
 /// The listen backlog: Redis's `tcp-backlog` default. A short queue drops the SYNs of a

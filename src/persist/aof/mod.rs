@@ -6,3 +6,11 @@
 pub mod load;
 pub mod manifest;
 pub mod parse;
+
+/// TEMPORARY STUB (aofload branch) so the start-up call compiles: the lead's AOF writer
+/// replaces it with the real `open_on_start` (open the last incr, or create base + incr).
+pub fn open_on_start(
+    _srv: &std::sync::Arc<crate::state::ServerState>,
+    _loaded: Option<load::AofLoaded>,
+) {
+}
