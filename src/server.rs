@@ -74,7 +74,9 @@ impl Server {
         let dump = crate::persist::save::dump_path(&state);
         let has_dump = dump.try_exists().unwrap_or(true);
         let appendonly = config.appendonly;
-        state.loading.store(has_dump || appendonly, Ordering::Relaxed);
+        state
+            .loading
+            .store(has_dump || appendonly, Ordering::Relaxed);
         let mut resp_addrs = Vec::new();
         for host in &config.bind {
             let host = host.trim_start_matches('-');

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod aof_load;
 mod blocking;
 mod clients;
 mod diff;

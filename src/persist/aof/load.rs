@@ -24,8 +24,8 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tracing::{info, warn};
 
-use super::manifest::{load_manifest, persist_manifest, AofFile, AofFileType, Manifest};
 use super::manifest::ManifestError;
+use super::manifest::{load_manifest, persist_manifest, AofFile, AofFileType, Manifest};
 use super::parse::{next_command, FormatError, Next, Progress};
 use crate::cmd::exec::replay;
 use crate::cmd::session::Session;
@@ -287,15 +287,13 @@ fn upgrade(cfg: &Settings, m: &mut Manifest) -> Result<(), AofLoadError> {
             source,
         }
     })?;
-    std::fs::rename(
-        cfg.dir.join(&cfg.filename),
-        cfg.aof_dir.join(&cfg.filename),
-    )
-    .map_err(|source| AofLoadError::Upgrade {
-        file: cfg.filename.clone(),
-        dir: cfg.dirname.clone(),
-        source,
-    })?;
+    std::fs::rename(cfg.dir.join(&cfg.filename), cfg.aof_dir.join(&cfg.filename)).map_err(
+        |source| AofLoadError::Upgrade {
+            file: cfg.filename.clone(),
+            dir: cfg.dirname.clone(),
+            source,
+        },
+    )?;
     info!(
         "Successfully migrated an old-style AOF file ({}) into the AOF directory ({}).",
         cfg.filename, cfg.dirname
@@ -309,12 +307,11 @@ fn load_files(srv: &ServerState, cfg: &Settings, m: Manifest) -> Result<AofLoade
     let files: Vec<&AofFile> = m.load_order().collect();
     let mut sizes = Vec::with_capacity(files.len());
     for f in &files {
-        let meta = std::fs::metadata(cfg.aof_dir.join(&f.name)).map_err(|source| {
-            AofLoadError::Stat {
+        let meta =
+            std::fs::metadata(cfg.aof_dir.join(&f.name)).map_err(|source| AofLoadError::Stat {
                 name: f.name.clone(),
                 source,
-            }
-        })?;
+            })?;
         sizes.push(meta.len());
     }
     let mut base_size = 0;
@@ -330,7 +327,11 @@ fn load_files(srv: &ServerState, cfg: &Settings, m: Manifest) -> Result<AofLoade
             sess.multi_error = false;
             let size = load_file(srv, cfg, f, last, &mut sess)?;
             if sizes[i] > 0 {
-                let what = if f.kind == AofFileType::Base { "base" } else { "incr" };
+                let what = if f.kind == AofFileType::Base {
+                    "base"
+                } else {
+                    "incr"
+                };
                 info!(
                     "DB loaded from {what} file {}: {:.3} seconds",
                     f.name,
@@ -343,7 +344,14 @@ fn load_files(srv: &ServerState, cfg: &Settings, m: Manifest) -> Result<AofLoade
             total_size += size;
         }
     }
-    let keys = srv.engine.lock().ks.dbs.iter().map(|d| d.len() as u64).sum();
+    let keys = srv
+        .engine
+        .lock()
+        .ks
+        .dbs
+        .iter()
+        .map(|d| d.len() as u64)
+        .sum();
     Ok(AofLoaded {
         manifest: m,
         keys,
@@ -468,7 +476,7 @@ fn load_rdb(
         .store(loaded.keys_expired, Ordering::Relaxed);
     {
         let mut st = srv.engine.lock();
-        if st.ks.dbs.iter().any(|d| d.len() > 0) {
+        if st.ks.dbs.iter().any(|d| !d.is_empty()) {
             return Err(AofLoadError::RdbNotFirst {
                 name: name.to_string(),
             });
@@ -536,7 +544,9 @@ impl Stream {
         if (keep as u64).saturating_add(file_left) < need as u64 {
             return Ok(false);
         }
-        let want = (need.saturating_sub(keep)).max(CHUNK).min(file_left as usize);
+        let want = (need.saturating_sub(keep))
+            .max(CHUNK)
+            .min(file_left as usize);
         let mut next = BytesMut::with_capacity(keep + want);
         next.extend_from_slice(&self.buf[from..]);
         next.resize(keep + want, 0);
@@ -627,10 +637,11 @@ fn replay_stream(
                 None => End::Clean,
             });
         }
-        let more = !eof && s.refill(from, need).map_err(|source| AofLoadError::Read {
-            name: name.to_string(),
-            source,
-        })?;
+        let more = !eof
+            && s.refill(from, need).map_err(|source| AofLoadError::Read {
+                name: name.to_string(),
+                source,
+            })?;
         if !more {
             // EOF inside a command (Redis's `readerr` at feof → `uxeof`).
             return Ok(End::Short {

@@ -395,8 +395,7 @@ fn load_inner(
     // computes it while this one parses; when the data turns out to end elsewhere (trailing
     // bytes, truncation) the parse fails and the thread is told to stop. A prefix ends
     // where it ends: no second thread there.
-    let parallel =
-        !prefix && version >= 5 && opts.verify_checksum && buf.len() >= PARALLEL_CRC_MIN;
+    let parallel = !prefix && version >= 5 && opts.verify_checksum && buf.len() >= PARALLEL_CRC_MIN;
     let (parsed, precomputed) = if parallel {
         let body = &buf[..buf.len() - 8];
         let stop = AtomicBool::new(false);

@@ -70,7 +70,11 @@ impl Fixture {
                         let mut f: Vec<String> = h
                             .iter()
                             .map(|(f, v)| {
-                                format!("{}={}", String::from_utf8_lossy(f), String::from_utf8_lossy(v))
+                                format!(
+                                    "{}={}",
+                                    String::from_utf8_lossy(f),
+                                    String::from_utf8_lossy(v)
+                                )
                             })
                             .collect();
                         f.sort();
@@ -146,7 +150,10 @@ fn incr_with_select_multi_exec_and_annotations() {
     assert_eq!(loaded.keys, 4);
     assert_eq!(loaded.total_size, incr.len() as u64);
     assert_eq!(loaded.base_size, 0);
-    assert_eq!(loaded.manifest, Manifest::parse(ONE_INCR.as_bytes()).unwrap());
+    assert_eq!(
+        loaded.manifest,
+        Manifest::parse(ONE_INCR.as_bytes()).unwrap()
+    );
     // Replays are not commands clients ran: no stats, no commandstats.
     let st = f.srv.engine.lock();
     assert_eq!(st.stats.total_commands_processed, 0);
@@ -163,7 +170,10 @@ fn every_file_starts_in_db_0() {
         "file appendonly.aof.1.base.aof seq 1 type b\n\
          file appendonly.aof.1.incr.aof seq 1 type i\n",
         &[
-            ("appendonly.aof.1.base.aof", &aof(&[&["SELECT", "3"], &["set", "k", "base"]])),
+            (
+                "appendonly.aof.1.base.aof",
+                &aof(&[&["SELECT", "3"], &["set", "k", "base"]]),
+            ),
             ("appendonly.aof.1.incr.aof", &aof(&[&["set", "k", "incr"]])),
         ],
     );
@@ -382,7 +392,10 @@ fn rdb_base_then_incr_and_an_old_style_preamble_upgraded() {
     let loaded = f.load().unwrap().unwrap();
     assert_eq!(f.data(), expected);
     assert!(!f.dir.path().join("appendonly.aof").try_exists().unwrap());
-    assert_eq!(std::fs::read(f.aof_dir().join("appendonly.aof")).unwrap(), old);
+    assert_eq!(
+        std::fs::read(f.aof_dir().join("appendonly.aof")).unwrap(),
+        old
+    );
     assert_eq!(
         std::fs::read(f.aof_dir().join("appendonly.aof.manifest")).unwrap(),
         b"file appendonly.aof seq 1 type b\n"
@@ -422,20 +435,35 @@ fn upgrade_cases() {
     // The directory exists with an empty manifest: upgrade too.
     let f = Fixture::new(|_| {});
     f.files("# empty\n", &[]);
-    std::fs::write(f.dir.path().join("appendonly.aof"), aof(&[&["set", "a", "1"]])).unwrap();
+    std::fs::write(
+        f.dir.path().join("appendonly.aof"),
+        aof(&[&["set", "a", "1"]]),
+    )
+    .unwrap();
     f.load().unwrap().unwrap();
     assert_eq!(f.data(), ["0 a string 1"]);
     // A manifest with real files: the stray old file is left alone.
     let f = Fixture::new(|_| {});
-    f.files(ONE_INCR, &[("appendonly.aof.1.incr.aof", &aof(&[&["set", "b", "1"]]))]);
-    std::fs::write(f.dir.path().join("appendonly.aof"), aof(&[&["set", "a", "1"]])).unwrap();
+    f.files(
+        ONE_INCR,
+        &[("appendonly.aof.1.incr.aof", &aof(&[&["set", "b", "1"]]))],
+    );
+    std::fs::write(
+        f.dir.path().join("appendonly.aof"),
+        aof(&[&["set", "a", "1"]]),
+    )
+    .unwrap();
     f.load().unwrap().unwrap();
     assert_eq!(f.data(), ["0 b string 1"]);
     assert!(f.dir.path().join("appendonly.aof").try_exists().unwrap());
     // A crash after the manifest was written but before the move: finished now.
     let f = Fixture::new(|_| {});
     f.files("file appendonly.aof seq 1 type b\n", &[]);
-    std::fs::write(f.dir.path().join("appendonly.aof"), aof(&[&["set", "a", "1"]])).unwrap();
+    std::fs::write(
+        f.dir.path().join("appendonly.aof"),
+        aof(&[&["set", "a", "1"]]),
+    )
+    .unwrap();
     f.load().unwrap().unwrap();
     assert_eq!(f.data(), ["0 a string 1"]);
     assert!(f.aof_dir().join("appendonly.aof").is_file());
@@ -450,7 +478,11 @@ fn large_files_stream_in_chunks() {
     let big = "x".repeat(CHUNK + 1000);
     let mut expected_len = 0usize;
     for i in 0..40_000 {
-        incr.extend(aof(&[&["rpush", "l", &format!("value-{i:05}-{}", "p".repeat(i % 300))]]));
+        incr.extend(aof(&[&[
+            "rpush",
+            "l",
+            &format!("value-{i:05}-{}", "p".repeat(i % 300)),
+        ]]));
         expected_len += 1;
         if i == 20_000 {
             incr.extend(aof(&[&["set", "big", &big]]));
@@ -465,7 +497,10 @@ fn large_files_stream_in_chunks() {
         panic!("list missing")
     };
     assert_eq!(l.len(), expected_len);
-    assert_eq!(l.get(39_999).unwrap(), format!("value-39999-{}", "p".repeat(39_999 % 300)).as_bytes());
+    assert_eq!(
+        l.get(39_999).unwrap(),
+        format!("value-39999-{}", "p".repeat(39_999 % 300)).as_bytes()
+    );
     let Some(Value::Str(s)) = st.ks.dbs[0].get(b"big").map(|e| &e.value) else {
         panic!("big missing")
     };
@@ -476,7 +511,10 @@ fn large_files_stream_in_chunks() {
 #[test]
 fn load_on_start_falls_back_to_the_dump() {
     let src = Fixture::new(|_| {});
-    src.files(ONE_INCR, &[("appendonly.aof.1.incr.aof", &aof(&[&["set", "d", "1"]]))]);
+    src.files(
+        ONE_INCR,
+        &[("appendonly.aof.1.incr.aof", &aof(&[&["set", "d", "1"]]))],
+    );
     src.load().unwrap();
     let mut rdb = rdb_of(&src.srv);
     let f = Fixture::new(|_| {});
