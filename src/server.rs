@@ -22,12 +22,15 @@ pub enum StartError {
     /// The dump could not be loaded.
     #[error(transparent)]
     Load(#[from] crate::persist::save::LoadStartError),
+    /// The AOF (`appendonly yes`) could not be loaded.
+    #[error(transparent)]
+    Aof(#[from] crate::persist::aof::load::AofLoadError),
+    /// The AOF could not be opened for appending after loading.
+    #[error(transparent)]
+    AofOpen(#[from] crate::persist::aof::AofError),
     /// The forward door could not start.
     #[error(transparent)]
     Forward(#[from] crate::forward::ForwardError),
-    /// The AOF could not be opened.
-    #[error(transparent)]
-    Aof(#[from] crate::persist::aof::AofError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -69,13 +72,14 @@ impl Server {
             .used_memory_startup
             .store(state.used_memory.load(Ordering::Relaxed), Ordering::Relaxed);
         let (drain_tx, drain_rx) = mpsc::channel::<()>(1);
-        // Clients may connect while the dump loads; they get -LOADING until it is in.
+        // Clients may connect while the dump (or the AOF) loads; they get -LOADING until it
+        // is in.
         let dump = crate::persist::save::dump_path(&state);
         let has_dump = dump.try_exists().unwrap_or(true);
-        // With the AOF on, writes wait until it is open too: none may miss it.
+        let appendonly = config.appendonly;
         state
             .loading
-            .store(has_dump || config.appendonly, Ordering::Relaxed);
+            .store(has_dump || appendonly, Ordering::Relaxed);
         let mut resp_addrs = Vec::new();
         for host in &config.bind {
             let host = host.trim_start_matches('-');
@@ -102,13 +106,46 @@ impl Server {
         if let Some(addr) = forward_addr {
             info!(%addr, "forward door listening tcp and udp");
         }
-        if has_dump {
+        if appendonly {
+            // With `appendonly yes` the AOF is the data (Redis `loadDataFromDisk`); dump.rdb
+            // is read only when there is no AOF at all.
+            let loader = state.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                crate::persist::aof::load::load_on_start(&loader)
+            })
+            .await;
+            let loaded = match loaded {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => return Err(refuse_start(&state, StartError::Aof(e))),
+                Err(e) => {
+                    let e = crate::persist::save::LoadStartError::Read {
+                        path: config.dir.join(&config.appenddirname).display().to_string(),
+                        source: std::io::Error::other(e.to_string()),
+                    };
+                    return Err(refuse_start(&state, StartError::Load(e)));
+                }
+            };
+            // Writes wait (-LOADING) until the AOF is open too: none may miss it.
+            let opener = state.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                crate::persist::aof::rewrite::open_on_start(&opener, loaded)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::persist::aof::AofError::Thread(
+                    "open",
+                    std::io::Error::other(e.to_string()),
+                ))
+            });
+            if let Err(e) = opened {
+                return Err(refuse_start(&state, StartError::AofOpen(e)));
+            }
+            state.loading.store(false, Ordering::Relaxed);
+        } else if has_dump {
             let loader = state.clone();
             let loaded =
                 tokio::task::spawn_blocking(move || crate::persist::save::load_dump(&loader)).await;
-            if !config.appendonly {
-                state.loading.store(false, Ordering::Relaxed);
-            }
+            state.loading.store(false, Ordering::Relaxed);
             let failure = match loaded {
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(StartError::Load(e)),
@@ -125,23 +162,6 @@ impl Server {
                 state.request_shutdown();
                 return Err(e);
             }
-        }
-        if config.appendonly {
-            let opener = state.clone();
-            let opened = tokio::task::spawn_blocking(move || {
-                crate::persist::aof::rewrite::open_on_start(&opener, None)
-            })
-            .await
-            .map_err(|e| {
-                crate::persist::aof::AofError::Thread("open", std::io::Error::other(e.to_string()))
-            })
-            .and_then(|r| r);
-            if let Err(e) = opened {
-                state.save.shutdown_settled.store(true, Ordering::Release);
-                state.request_shutdown();
-                return Err(StartError::Aof(e));
-            }
-            state.loading.store(false, Ordering::Relaxed);
         }
         tokio::spawn(crate::cron::run(state.clone(), drain_tx.clone()));
         info!(addrs = ?resp_addrs, "ready to accept connections tcp");
@@ -191,6 +211,14 @@ impl RunningServer {
         crate::persist::aof::rewrite::stop(&self.state);
         info!("kura is now ready to exit, bye bye");
     }
+}
+
+/// Stops a server whose data did not load: never start on half the data, and never
+/// overwrite the files on the way out.
+fn refuse_start(state: &Arc<ServerState>, e: StartError) -> StartError {
+    state.save.shutdown_settled.store(true, Ordering::Release);
+    state.request_shutdown();
+    e
 }
 
 /// The listen backlog: Redis's `tcp-backlog` default. A short queue drops the SYNs of a

@@ -218,6 +218,12 @@ impl<'a> Ctx<'a> {
         if at > self.now {
             return false;
         }
+        // Nothing expires while the AOF loads (Redis `keyIsExpired`: `if (server.loading)
+        // return 0`): a later command of the file may still use the key, as it did when
+        // the file was written. Expiry catches up once the load is done.
+        if self.sess.origin == Origin::AofLoad {
+            return false;
+        }
         if self.st.is_replica {
             // A replica waits for its master's DEL; the master's own stream still sees the key.
             return self.sess.origin != Origin::Master;
@@ -534,6 +540,11 @@ pub fn run_locked(
     if !ready.is_empty() || st.blocked.has_pending() {
         super::blocking::serve_ready(srv, st, ready, now);
     }
+    // Redis's loader calls the command's proc directly: no stats, latency, slowlog or
+    // MONITOR for what the AOF replays.
+    if sess.origin == Origin::AofLoad {
+        return Outcome { reply, block };
+    }
     let end = Instant::now();
     if sess.mark.is_some() {
         sess.mark = Some(end);
@@ -609,6 +620,38 @@ pub fn execute_batch(srv: &ServerState, origin: Origin, db: usize, batch: Vec<Ar
         offset: st.stream.offset(),
         aof: st.stream.aof_offset(),
     }
+}
+
+/// Replays one command read from the AOF with the engine locked (Redis's
+/// `loadSingleAppendOnlyFile` and its fake client). `sess` is the load's one internal
+/// session (`Origin::AofLoad`), so SELECT and MULTI/EXEC work across commands. Error replies
+/// are the caller's to ignore, as Redis ignores them; nothing is counted in the stats.
+///
+/// Returns `None` when the command is unknown: Redis then stops the load.
+pub fn replay(
+    srv: &ServerState,
+    st: &mut EngineState,
+    sess: &mut Session,
+    argv: Argv,
+) -> Option<Reply> {
+    debug_assert_eq!(sess.origin, Origin::AofLoad);
+    lookup(argv.first()?)?;
+    let spec = match check(srv, sess, &argv) {
+        Ok(spec) => spec,
+        Err((text, abort_multi)) => {
+            if abort_multi && sess.multi.is_some() {
+                sess.multi_error = true;
+            }
+            return Some(Reply::Error(text));
+        }
+    };
+    if sess.multi.is_some() && !spec.has(flags::TXN_CONTROL) {
+        if let Some(q) = sess.multi.as_mut() {
+            q.push(argv);
+        }
+        return Some(Reply::Simple("QUEUED".into()));
+    }
+    Some(run_locked(srv, st, sess, spec, argv, false).reply)
 }
 
 /// Runs `f` with a handler context for `sess` (connection set-up and clean-up work that

@@ -163,3 +163,31 @@ fn every_acked_record_survives_kill_9_with_appendfsync_always() {
     // Only whole chunks: a chunk is one MULTI/EXEC in the AOF.
     assert_eq!(stored % per_chunk, 0, "{stored}");
 }
+
+/// With `appendfsync everysec` (the default) a reply still means the write is in the file:
+/// killing the process (not the machine) loses nothing that was answered.
+#[test]
+fn answered_writes_survive_kill_9_with_everysec() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--appendonly", "yes"];
+    let mut k = start_on(dir.path(), &flags);
+    let mut c = k.client();
+    for i in 0..3000 {
+        c.cmd(&["INCR", "counter"]);
+        c.cmd(&["RPUSH", "log", &format!("record {i}")]);
+        if i % 1000 == 999 {
+            // A rewrite in the middle: base + new increment must carry everything.
+            c.cmd(&["BGREWRITEAOF"]);
+        }
+    }
+    c.cmd(&["SELECT", "5"]);
+    c.cmd(&["HSET", "h", "f", "v"]);
+    kill9(&mut k);
+    let k = start_on(dir.path(), &flags);
+    let mut c = k.client();
+    assert_eq!(c.cmd(&["GET", "counter"]), "$4\r\n3000\r\n");
+    assert_eq!(c.cmd(&["LLEN", "log"]), ":3000\r\n");
+    assert_eq!(c.cmd(&["LINDEX", "log", "-1"]), "$11\r\nrecord 2999\r\n");
+    c.cmd(&["SELECT", "5"]);
+    assert_eq!(c.cmd(&["HGET", "h", "f"]), "$1\r\nv\r\n");
+}

@@ -8,6 +8,7 @@
 mod support;
 
 mod aof;
+mod aof_load;
 mod blocking;
 mod clients;
 mod crash;

@@ -350,11 +350,7 @@ fn rewrite(
         m.mark_rewritten_incrs_history();
     } else {
         // Without an AOF running, no incremental file continues the new base.
-        let incrs = std::mem::take(&mut m.incrs);
-        m.history.extend(incrs.into_iter().map(|mut f| {
-            f.kind = super::manifest::AofFileType::History;
-            f
-        }));
+        m.mark_all_incrs_history();
     }
     persist_manifest(&dir, &prefix, &m)
         .map_err(AofError::io("cannot persist the AOF manifest in", &dir))?;

@@ -368,11 +368,34 @@ fn read_err(at: usize, doing: &'static str, key: Option<KeyCtx>, source: RdbErro
 /// any error the partly built keyspace is dropped, so a caller that swaps the result in
 /// never serves half a file.
 pub fn load(buf: &[u8], databases: usize, opts: &LoadOpts) -> Result<Loaded, LoadError> {
+    load_inner(buf, databases, opts, false).map(|(loaded, _)| loaded)
+}
+
+/// Loads an RDB that other data may follow: the RDB part of an AOF (a `.base.rdb`, or the
+/// preamble of an old single-file AOF), as Redis's `rdbLoadRio` with `RDBFLAGS_AOF_PREAMBLE`
+/// reads it. Returns the load and the offset just past the RDB (after its checksum), where
+/// the AOF commands begin.
+pub fn load_prefix(
+    buf: &[u8],
+    databases: usize,
+    opts: &LoadOpts,
+) -> Result<(Loaded, usize), LoadError> {
+    load_inner(buf, databases, opts, true)
+}
+
+/// [`load`] and [`load_prefix`]: `prefix` allows bytes after the RDB's end.
+fn load_inner(
+    buf: &[u8],
+    databases: usize,
+    opts: &LoadOpts,
+    prefix: bool,
+) -> Result<(Loaded, usize), LoadError> {
     let version = header(buf)?;
     // The checksum covers every byte before the last 8. For a big file a second thread
     // computes it while this one parses; when the data turns out to end elsewhere (trailing
-    // bytes, truncation) the parse fails and the thread is told to stop.
-    let parallel = version >= 5 && opts.verify_checksum && buf.len() >= PARALLEL_CRC_MIN;
+    // bytes, truncation) the parse fails and the thread is told to stop. A prefix ends
+    // where it ends: no second thread there.
+    let parallel = !prefix && version >= 5 && opts.verify_checksum && buf.len() >= PARALLEL_CRC_MIN;
     let (parsed, precomputed) = if parallel {
         let body = &buf[..buf.len() - 8];
         let stop = AtomicBool::new(false);
@@ -381,7 +404,7 @@ pub fn load(buf: &[u8], databases: usize, opts: &LoadOpts) -> Result<Loaded, Loa
                 .name("rdb-crc".into())
                 .spawn_scoped(s, || crc_unless_stopped(body, &stop))
                 .ok();
-            let parsed = parse(buf, databases, opts, version);
+            let parsed = parse(buf, databases, opts, version, prefix);
             let wanted = matches!(&parsed, Ok(p) if p.body_len == body.len());
             if !wanted {
                 stop.store(true, Ordering::Relaxed);
@@ -390,12 +413,13 @@ pub fn load(buf: &[u8], databases: usize, opts: &LoadOpts) -> Result<Loaded, Loa
             (parsed, crc.filter(|_| wanted))
         })
     } else {
-        (parse(buf, databases, opts, version), None)
+        (parse(buf, databases, opts, version, prefix), None)
     };
     let Parsed {
         mut loaded,
         body_len,
         stored_crc,
+        end,
     } = parsed?;
     loaded.checksum = match stored_crc {
         None => Checksum::Absent,
@@ -423,7 +447,7 @@ pub fn load(buf: &[u8], databases: usize, opts: &LoadOpts) -> Result<Loaded, Loa
         loaded.keys_loaded,
         loaded.keys_expired
     );
-    Ok(loaded)
+    Ok((loaded, end))
 }
 
 /// Returns the CRC64 of `body`, or `None` once `stop` is set (checked every MiB).
@@ -445,6 +469,8 @@ struct Parsed {
     body_len: usize,
     /// The stored CRC64 (version >= 5).
     stored_crc: Option<u64>,
+    /// The offset just past the RDB data (and its checksum).
+    end: usize,
 }
 
 /// Checks `REDIS` + 4 version digits (`rdbLoadRioWithLoadingCtx`'s first read).
@@ -491,7 +517,13 @@ struct Walk<'a> {
 }
 
 /// The main loop, after the header (`rdbLoadRioWithLoadingCtx`'s `while(1)`).
-fn parse(buf: &[u8], databases: usize, opts: &LoadOpts, version: u32) -> Result<Parsed, LoadError> {
+fn parse(
+    buf: &[u8],
+    databases: usize,
+    opts: &LoadOpts,
+    version: u32,
+    prefix: bool,
+) -> Result<Parsed, LoadError> {
     let mut r = Reader::new(buf);
     // The header was checked by `header`.
     r.read_bytes(9).map_err(|e| read_err(0, "start", None, e))?;
@@ -526,7 +558,7 @@ fn parse(buf: &[u8], databases: usize, opts: &LoadOpts, version: u32) -> Result<
             w.opcode(ty, at, &mut next)?;
         }
     }
-    w.end()
+    w.end(prefix)
 }
 
 impl Walk<'_> {
@@ -687,8 +719,8 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// After the EOF opcode: the checksum (version >= 5) and nothing else.
-    fn end(self) -> Result<Parsed, LoadError> {
+    /// After the EOF opcode: the checksum (version >= 5), and nothing else unless `prefix`.
+    fn end(self, prefix: bool) -> Result<Parsed, LoadError> {
         let Walk {
             mut r, out: loaded, ..
         } = self;
@@ -701,7 +733,7 @@ impl Walk<'_> {
         } else {
             None
         };
-        if r.remaining() > 0 {
+        if r.remaining() > 0 && !prefix {
             return Err(LoadError::Trailing {
                 at: r.pos(),
                 len: r.remaining(),
@@ -711,6 +743,7 @@ impl Walk<'_> {
             loaded,
             body_len,
             stored_crc,
+            end: r.pos(),
         })
     }
 }
