@@ -18,78 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{need_program, Kura, KuraProcess, Raw, RedisServer};
+use crate::support::{bulks, call, need_program, ok, Kura, KuraProcess, Raw, RedisServer, Resp};
 
 // ---- A SMALL RESP READER ----
-
-/// A parsed reply.
-#[derive(Debug, Clone, PartialEq)]
-enum Resp {
-    Simple(String),
-    Error(String),
-    Int(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Resp>),
-}
-
-fn parse_at(data: &[u8], pos: usize) -> (Resp, usize) {
-    let end = pos
-        + data[pos..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("line");
-    let line = String::from_utf8_lossy(&data[pos + 1..end]).into_owned();
-    let next = end + 2;
-    match data[pos] {
-        b'+' => (Resp::Simple(line), next),
-        b'-' => (Resp::Error(line), next),
-        b':' => (Resp::Int(line.parse().expect("int")), next),
-        b'$' => match line.parse::<i64>().expect("len") {
-            n if n < 0 => (Resp::Bulk(None), next),
-            n => (
-                Resp::Bulk(Some(data[next..next + n as usize].to_vec())),
-                next + n as usize + 2,
-            ),
-        },
-        b'*' => {
-            let n: i64 = line.parse().expect("count");
-            let mut items = Vec::new();
-            let mut at = next;
-            for _ in 0..n.max(0) {
-                let (item, after) = parse_at(data, at);
-                items.push(item);
-                at = after;
-            }
-            (Resp::Array(items), at)
-        }
-        other => panic!("unexpected reply type {}", other as char),
-    }
-}
-
-fn call(c: &mut Raw, args: &[&[u8]]) -> Resp {
-    c.send(args);
-    parse_at(&c.read_reply(), 0).0
-}
-
-fn ok(c: &mut Raw, args: &[&str]) {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    if let Resp::Error(e) = call(c, &a) {
-        panic!("{args:?}: {e}");
-    }
-}
-
-fn bulks(r: Resp) -> Vec<Vec<u8>> {
-    match r {
-        Resp::Array(items) => items
-            .into_iter()
-            .map(|i| match i {
-                Resp::Bulk(Some(b)) => b,
-                other => panic!("not a bulk: {other:?}"),
-            })
-            .collect(),
-        other => panic!("not an array: {other:?}"),
-    }
-}
 
 // ---- THE DATASET, AS EITHER SERVER SHOWS IT ----
 

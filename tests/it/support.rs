@@ -581,3 +581,94 @@ impl Drop for KuraProcess {
         }
     }
 }
+
+// ---- A SMALL RESP READER (for tests comparing whole datasets) ----
+
+/// A parsed reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resp {
+    /// `+`
+    Simple(String),
+    /// `-`
+    Error(String),
+    /// `:`
+    Int(i64),
+    /// `$`, `None` for a nil bulk.
+    Bulk(Option<Vec<u8>>),
+    /// `*`
+    Array(Vec<Resp>),
+}
+
+/// Parses exactly one reply.
+pub fn parse(data: &[u8]) -> Resp {
+    let (r, used) = parse_at(data, 0);
+    assert_eq!(used, data.len(), "one reply expected");
+    r
+}
+
+/// Parses the reply at `pos`; returns it and the position after it.
+pub fn parse_at(data: &[u8], pos: usize) -> (Resp, usize) {
+    let end = pos
+        + data[pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("line");
+    let line = String::from_utf8_lossy(&data[pos + 1..end]).into_owned();
+    let next = end + 2;
+    match data[pos] {
+        b'+' => (Resp::Simple(line), next),
+        b'-' => (Resp::Error(line), next),
+        b':' => (Resp::Int(line.parse().expect("int")), next),
+        b'$' => {
+            let n: i64 = line.parse().expect("len");
+            if n < 0 {
+                return (Resp::Bulk(None), next);
+            }
+            let n = n as usize;
+            (
+                Resp::Bulk(Some(data[next..next + n].to_vec())),
+                next + n + 2,
+            )
+        }
+        b'*' => {
+            let n: i64 = line.parse().expect("count");
+            let mut items = Vec::new();
+            let mut at = next;
+            for _ in 0..n.max(0) {
+                let (item, after) = parse_at(data, at);
+                items.push(item);
+                at = after;
+            }
+            (Resp::Array(items), at)
+        }
+        other => panic!("unexpected reply type {}", other as char),
+    }
+}
+
+/// Sends a command and parses its reply.
+pub fn call(c: &mut Raw, args: &[&[u8]]) -> Resp {
+    c.send(args);
+    parse(&c.read_reply())
+}
+
+/// Sends a command that must not fail.
+pub fn ok(c: &mut Raw, args: &[&str]) {
+    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+    if let Resp::Error(e) = call(c, &a) {
+        panic!("{args:?}: {e}");
+    }
+}
+
+/// The bulks of an array reply.
+pub fn bulks(r: Resp) -> Vec<Vec<u8>> {
+    match r {
+        Resp::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Resp::Bulk(Some(b)) => b,
+                other => panic!("not a bulk: {other:?}"),
+            })
+            .collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
