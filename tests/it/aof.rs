@@ -311,3 +311,31 @@ fn forward_acks_wait_for_the_fsync() {
         assert_eq!(k.client().cmd(&["LLEN", "app.log"]), ":3\r\n");
     }
 }
+
+/// `auto-aof-rewrite-percentage` / `-min-size`: the cron rewrites once the AOF doubled over
+/// its base and passed the minimum, and the log says why as Redis's does.
+#[test]
+fn the_aof_rewrites_itself_when_it_doubles() {
+    let k = with_aof(AppendFsync::Everysec);
+    let mut c = k.client();
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "auto-aof-rewrite-min-size", "4096"]),
+        "+OK\r\n"
+    );
+    for i in 0..200 {
+        c.cmd(&["SET", "k", &format!("{i:0100}")]);
+    }
+    assert!(wait_until(Duration::from_secs(10), || {
+        field(&c.cmd(&["INFO", "persistence"]), "aof_rewrites").as_deref() == Some("1")
+    }));
+    wait_rewrite(&k);
+    // One key left: the new base is small, the old increments are gone.
+    let m = manifest(&k);
+    assert!(
+        m.starts_with("file appendonly.aof.2.base.rdb seq 2 type b\n"),
+        "{m}"
+    );
+    let info = c.cmd(&["INFO", "persistence"]);
+    let size: u64 = field(&info, "aof_current_size").unwrap().parse().unwrap();
+    assert!(size < 4096, "{size}");
+}
