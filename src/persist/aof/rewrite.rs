@@ -176,9 +176,10 @@ pub fn disable(srv: &ServerState, st: &mut EngineState) {
 pub fn stop(srv: &ServerState) {
     let threads = lock(&srv.aof.threads).take();
     if let Some(t) = threads {
+        // First, so a rewrite still running discards its result (Redis kills the child).
+        srv.aof.shared.generation.fetch_add(1, Ordering::AcqRel);
         info!("Calling fsync() on the AOF file.");
         t.stop(&srv.aof.shared);
-        srv.aof.shared.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
