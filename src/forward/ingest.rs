@@ -72,7 +72,7 @@ fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
         Err(e) => return Err(malformed(fwd, &e)),
     };
     m.chunks.inc();
-    let ack = |chunk: &Option<Bytes>| reply(fwd, chunk.as_deref(), fwd.srv.aof.appended());
+    let ack = |chunk: &Option<Bytes>| reply(fwd, chunk.as_deref(), aof_end(fwd));
     if req.options.fluent_signal != 0 {
         // Metrics, traces, blobs, profiles (v1.5): kura stores logs. Acked so the sender
         // does not resend forever; counted and logged so the loss is visible.
@@ -208,12 +208,12 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
         if dedup.seen(tag, id, now_ms).is_some() {
             m.duplicates.inc();
             // Stored before, maybe not yet fsynced: wait for everything appended so far.
-            return Ok(reply(fwd, Some(id), fwd.srv.aof.appended()));
+            return Ok(reply(fwd, Some(id), aof_end(fwd)));
         }
     }
     let records = mapped.records;
     let (replies, offset, aof) = if mapped.commands.is_empty() {
-        (Vec::new(), 0, fwd.srv.aof.appended())
+        (Vec::new(), 0, aof_end(fwd))
     } else {
         let a = execute_batch(&fwd.srv, Origin::Forward, db, mapped.commands);
         (a.replies, a.offset, a.aof)
@@ -250,6 +250,16 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     drop(dedup);
     m.records.inc_by(records);
     Ok(reply(fwd, chunk.as_deref(), aof))
+}
+
+/// Where the AOF ends now: what an ack that stored nothing new waits for. Looked up only
+/// when acks wait for the fsync (it takes the AOF's locks).
+fn aof_end(fwd: &Forward) -> Option<u64> {
+    if fwd.cfg.ack_after == AckAfter::Fsynced {
+        fwd.srv.aof.appended()
+    } else {
+        None
+    }
 }
 
 /// The answer to a request that is done with: its ack (counted) when it asked for one,

@@ -268,14 +268,7 @@ fn kura_refuses(dir: &Path, extra: &[&str]) -> String {
     let mut args = KuraProcess::base_args(0, dir);
     args.extend(["--appendonly".to_string(), "yes".to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
-        .args(&args)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn kura");
+    let mut child = KuraProcess::spawn(&args);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(s) = child.try_wait().expect("wait") {

@@ -459,6 +459,18 @@ impl KuraProcess {
         ]
     }
 
+    /// Spawns the kura binary with `args`, plain logs on piped stdout and stderr.
+    pub fn spawn(args: &[String]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_kura"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kura")
+    }
+
     /// Starts the binary with the base flags plus `extra`, and waits until it is ready.
     ///
     /// kura binds port 0 and the test reads the address from its "ready to accept
@@ -468,14 +480,7 @@ impl KuraProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args = Self::base_args(0, dir.path());
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kura"))
-            .args(&args)
-            .env("NO_COLOR", "1")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kura");
+        let mut child = Self::spawn(&args);
         let log = Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().expect("stdout");
