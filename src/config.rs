@@ -76,6 +76,8 @@ pub struct ForwardConfig {
     pub chunk_size_limit: u64,
     /// Ack policy.
     pub ack_after: AckAfter,
+    /// With `ack_after = "replicated"`: how many replicas must have a chunk before its ack.
+    pub ack_replicas: usize,
     /// Most simultaneous forward connections (fluentd has no limit; kura bounds memory).
     pub max_connections: usize,
     /// Close connections idle for this many seconds (0 = never).
@@ -107,6 +109,7 @@ impl Default for ForwardConfig {
             self_hostname: "kura".into(),
             chunk_size_limit: 16 * 1024 * 1024,
             ack_after: AckAfter::Applied,
+            ack_replicas: 1,
             max_connections: 1024,
             idle_timeout: 600,
             decompression_size_limit: 256 * 1024 * 1024,
@@ -208,6 +211,41 @@ pub struct Config {
     pub replica_read_only: bool,
     /// Replication backlog bytes.
     pub repl_backlog_size: u64,
+    /// Seconds without replicas after which a master frees its backlog (0 = never).
+    pub repl_backlog_ttl: u64,
+    /// Full syncs stream the snapshot straight to replica sockets (`$EOF:` framing for
+    /// replicas that announce `capa eof`) instead of writing `dump.rdb` first.
+    pub repl_diskless_sync: bool,
+    /// Seconds a diskless full sync waits for more replicas to share its snapshot.
+    pub repl_diskless_sync_delay: u64,
+    /// Start a delayed diskless sync at once when this many replicas wait (0 = no limit).
+    pub repl_diskless_sync_max_replicas: u64,
+    /// How a replica loads its master's snapshot: `disabled` (through a file in `dir`),
+    /// `on-empty-db` or `swapdb` (from the socket, no file).
+    pub repl_diskless_load: String,
+    /// Seconds between the master's PINGs to its replicas.
+    pub repl_ping_replica_period: u64,
+    /// Seconds of silence after which either side drops the link.
+    pub repl_timeout: u64,
+    /// Sets TCP_NODELAY off on replica links (fewer, larger packets).
+    pub repl_disable_tcp_nodelay: bool,
+    /// A replica answers reads while its link is down; `no` answers `-MASTERDOWN`.
+    pub replica_serve_stale_data: bool,
+    /// Writes need this many good replicas (0 = off).
+    pub min_replicas_to_write: u64,
+    /// A good replica acked within this many seconds.
+    pub min_replicas_max_lag: u64,
+    /// The address a replica reports to its master (empty: the peer address).
+    pub replica_announce_ip: String,
+    /// The port a replica reports to its master (0: `port`).
+    pub replica_announce_port: u16,
+    /// Sentinel's promotion priority, shown in INFO (`slave_priority`).
+    pub replica_priority: u64,
+    /// Whether Sentinel lists this replica (`replica_announced`).
+    pub replica_announced: bool,
+    /// `client-output-buffer-limit`: (hard, soft, soft seconds) for normal clients,
+    /// replicas and Pub/Sub clients.
+    pub client_output_buffer_limit: [(u64, u64, u64); 3],
     /// Memory limit in bytes (0 = none).
     pub maxmemory: u64,
     /// What to do at the memory limit (kura supports `noeviction`).
@@ -280,6 +318,26 @@ impl Default for Config {
             masteruser: String::new(),
             replica_read_only: true,
             repl_backlog_size: 1024 * 1024,
+            repl_backlog_ttl: 3600,
+            repl_diskless_sync: true,
+            repl_diskless_sync_delay: 5,
+            repl_diskless_sync_max_replicas: 0,
+            repl_diskless_load: "disabled".into(),
+            repl_ping_replica_period: 10,
+            repl_timeout: 60,
+            repl_disable_tcp_nodelay: false,
+            replica_serve_stale_data: true,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+            replica_announce_ip: String::new(),
+            replica_announce_port: 0,
+            replica_priority: 100,
+            replica_announced: true,
+            client_output_buffer_limit: [
+                (0, 0, 0),
+                (256 * 1024 * 1024, 64 * 1024 * 1024, 60),
+                (32 * 1024 * 1024, 8 * 1024 * 1024, 60),
+            ],
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -395,6 +453,51 @@ fn parse_save(v: &str) -> Result<Vec<(u64, u64)>, String> {
             Ok((s, c))
         })
         .collect()
+}
+
+/// The class names of `client-output-buffer-limit`, in Redis's order (and its aliases).
+const OUTPUT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+fn format_output_limits(l: &[(u64, u64, u64); 3]) -> String {
+    OUTPUT_CLASSES
+        .iter()
+        .zip(l)
+        .map(|(name, (h, s, secs))| format!("{name} {h} {s} {secs}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Parses `<class> <hard> <soft> <soft seconds>` groups as Redis's
+/// `setConfigClientOutputBufferLimitOption`: classes not named keep their limits.
+fn parse_output_limits(
+    v: &str,
+    mut cur: [(u64, u64, u64); 3],
+) -> Result<[(u64, u64, u64); 3], String> {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    if words.is_empty() || !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    for group in words.chunks(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let mem = |w: &str| {
+            parse_memory(w).map_err(|_| {
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                    .to_string()
+            })
+        };
+        let secs: u64 = group[3].parse().map_err(|_| {
+            "Error in hard, soft or soft_seconds setting in buffer limit configuration.".to_string()
+        })?;
+        cur[class] = (mem(group[1])?, mem(group[2])?, secs);
+    }
+    Ok(cur)
 }
 
 fn parse_replicaof(v: &str) -> Result<Option<(String, u16)>, String> {
@@ -716,6 +819,125 @@ pub static PARAMS: &[Param] = &[
         |c, v| c.repl_backlog_size = memory_in(v, 1, LONG_MAX as u64)?.max(REPL_BACKLOG_MIN_SIZE)
     ),
     param!(
+        "repl-backlog-ttl",
+        Mutable,
+        Int,
+        |c| c.repl_backlog_ttl.to_string(),
+        |c, v| c.repl_backlog_ttl = fit(int_in(v, 0, LONG_MAX)?)?
+    ),
+    param!(
+        "repl-diskless-sync",
+        Mutable,
+        Bool,
+        |c| yes_no(c.repl_diskless_sync),
+        |c, v| c.repl_diskless_sync = parse_bool(v)?
+    ),
+    param!(
+        "repl-diskless-sync-delay",
+        Mutable,
+        Int,
+        |c| c.repl_diskless_sync_delay.to_string(),
+        |c, v| c.repl_diskless_sync_delay = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "repl-diskless-sync-max-replicas",
+        Mutable,
+        Int,
+        |c| c.repl_diskless_sync_max_replicas.to_string(),
+        |c, v| c.repl_diskless_sync_max_replicas = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "repl-diskless-load",
+        Mutable,
+        Str,
+        |c| c.repl_diskless_load.clone(),
+        |c, v| c.repl_diskless_load = match v.to_ascii_lowercase().as_str() {
+            m @ ("disabled" | "on-empty-db" | "swapdb") => m.to_string(),
+            _ =>
+                return Err(
+                    "argument(s) must be one of the following: disabled, on-empty-db, swapdb"
+                        .into()
+                ),
+        }
+    ),
+    param!(
+        "repl-ping-replica-period",
+        Mutable,
+        Int,
+        |c| c.repl_ping_replica_period.to_string(),
+        |c, v| c.repl_ping_replica_period = fit(int_in(v, 1, INT_MAX)?)?
+    ),
+    param!(
+        "repl-timeout",
+        Mutable,
+        Int,
+        |c| c.repl_timeout.to_string(),
+        |c, v| c.repl_timeout = fit(int_in(v, 1, INT_MAX)?)?
+    ),
+    param!(
+        "repl-disable-tcp-nodelay",
+        Mutable,
+        Bool,
+        |c| yes_no(c.repl_disable_tcp_nodelay),
+        |c, v| c.repl_disable_tcp_nodelay = parse_bool(v)?
+    ),
+    param!(
+        "replica-serve-stale-data",
+        Mutable,
+        Bool,
+        |c| yes_no(c.replica_serve_stale_data),
+        |c, v| c.replica_serve_stale_data = parse_bool(v)?
+    ),
+    param!(
+        "min-replicas-to-write",
+        Mutable,
+        Int,
+        |c| c.min_replicas_to_write.to_string(),
+        |c, v| c.min_replicas_to_write = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "min-replicas-max-lag",
+        Mutable,
+        Int,
+        |c| c.min_replicas_max_lag.to_string(),
+        |c, v| c.min_replicas_max_lag = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "replica-announce-ip",
+        Mutable,
+        Str,
+        |c| c.replica_announce_ip.clone(),
+        |c, v| c.replica_announce_ip = v.to_string()
+    ),
+    param!(
+        "replica-announce-port",
+        Mutable,
+        Int,
+        |c| c.replica_announce_port.to_string(),
+        |c, v| c.replica_announce_port = fit(int_in(v, 0, 65535)?)?
+    ),
+    param!(
+        "replica-priority",
+        Mutable,
+        Int,
+        |c| c.replica_priority.to_string(),
+        |c, v| c.replica_priority = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "replica-announced",
+        Mutable,
+        Bool,
+        |c| yes_no(c.replica_announced),
+        |c, v| c.replica_announced = parse_bool(v)?
+    ),
+    param!(
+        "client-output-buffer-limit",
+        Mutable,
+        Str,
+        |c| format_output_limits(&c.client_output_buffer_limit),
+        |c, v| c.client_output_buffer_limit = parse_output_limits(v, c.client_output_buffer_limit)?
+    ),
+    param!(
         "maxmemory",
         Mutable,
         Int,
@@ -872,6 +1094,13 @@ pub static PARAMS: &[Param] = &[
             "replicated" => AckAfter::Replicated,
             _ => return Err("must be one of: applied, fsynced, replicated".into()),
         }
+    ),
+    param!(
+        "forward.ack_replicas",
+        Immutable,
+        Int,
+        |c| c.forward.ack_replicas.to_string(),
+        |c, v| c.forward.ack_replicas = fit(int_in(v, 1, INT_MAX)?)?
     ),
     param!(
         "forward.max_connections",
@@ -1263,13 +1492,7 @@ impl Config {
                 ));
             }
             AckAfter::Fsynced => {}
-            AckAfter::Replicated => {
-                return Err(ConfigError::Validation(
-                    "forward.ack_after = \"replicated\" needs replication, which this build \
-                     does not have yet"
-                        .into(),
-                ));
-            }
+            AckAfter::Replicated => {}
         }
         self.validate_forward_tables()
     }
@@ -1415,12 +1638,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ack_after_fsynced_needs_an_fsyncing_aof_and_replicated_fails_until_replication() {
+    fn ack_after_fsynced_needs_an_fsyncing_aof() {
         let refused = |cfg: &Config| matches!(cfg.validate(), Err(ConfigError::Validation(m)) if m.contains("ack_after"));
         let mut cfg = Config::default();
         cfg.set("forward.ack_after", "replicated").unwrap();
-        // Never a silent downgrade to "applied": the server refuses to start.
-        assert!(refused(&cfg));
+        assert!(cfg.validate().is_ok());
         let mut cfg = Config::default();
         cfg.set("forward.ack_after", "fsynced").unwrap();
         assert!(refused(&cfg), "without the AOF");

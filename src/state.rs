@@ -246,9 +246,8 @@ pub struct ServerState {
     pub started_unix: i64,
     /// 40 hex characters identifying this run.
     pub run_id: String,
-    /// The replication id this server's write stream carries (`master_replid`, PSYNC):
-    /// 40 hex characters, new at each start, replaced on promotion.
-    pub replid: Mutex<String>,
+    /// Replication: ids, the master link (on a replica), the attached replicas.
+    pub repl: crate::replication::Repl,
     /// Port actually bound by the RESP door (0 before binding).
     pub tcp_port: AtomicUsize,
     /// Path of the config file, if any.
@@ -275,7 +274,6 @@ impl ServerState {
                 .collect()
         };
         let run_id = hex40();
-        let replid = Mutex::new(hex40());
         let config_file = Mutex::new(config.config_file.clone());
         let slowlog = SlowLog::new(config.slowlog_max_len as usize);
         let state = ServerState {
@@ -300,7 +298,7 @@ impl ServerState {
             started: Instant::now(),
             started_unix: now / 1000,
             run_id,
-            replid,
+            repl: Default::default(),
             tcp_port: AtomicUsize::new(0),
             config_file,
             shutdown_tx,

@@ -14,7 +14,7 @@
 //!   `pubsubPublishMessage`): O(channel subscribers + patterns).
 //!
 //! A subscriber that does not read is cut off by the `client-output-buffer-limit pubsub`
-//! class ([`OutputLimit::PUBSUB`]), checked by the connection as pushes are queued.
+//! class ([`OutputLimit::of_class`]), checked by the connection as pushes are queued.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -591,12 +591,15 @@ pub struct OutputLimit {
 }
 
 impl OutputLimit {
-    /// Redis 7.0's default for Pub/Sub clients: `pubsub 32mb 8mb 60`.
-    pub const PUBSUB: OutputLimit = OutputLimit {
-        hard: 32 * 1024 * 1024,
-        soft: 8 * 1024 * 1024,
-        soft_seconds: 60,
-    };
+    /// Returns one class of the configured limits (0 normal, 1 replica, 2 Pub/Sub).
+    pub fn of_class(c: &crate::config::Config, class: usize) -> Self {
+        let (hard, soft, soft_seconds) = c.client_output_buffer_limit[class];
+        OutputLimit {
+            hard: hard as usize,
+            soft: soft as usize,
+            soft_seconds,
+        }
+    }
 }
 
 /// When a client's output first went over its soft limit (`obuf_soft_limit_reached_time`).

@@ -359,21 +359,43 @@ fn lastsave(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
     ))
 }
 
-/// `ROLE`: `["master", offset, []]`, or a replica's `["slave", host, port, state, offset]`.
+/// `ROLE`: `["master", offset, [[ip, port, acked offset], …]]` listing online replicas, or a
+/// replica's `["slave", host, port, state, offset]` (offset -1 before the first sync).
 fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
+    use crate::replication::state::ReplicaState;
+    use std::sync::atomic::Ordering;
     let offset = ctx.st.stream.offset() as i64;
-    Ok(match ctx.srv.with_config(|c| c.replicaof.clone()) {
-        Some((host, port)) => Reply::Array(vec![
+    Ok(match ctx.srv.repl.link() {
+        Some(link) => Reply::Array(vec![
             Reply::bulk("slave"),
-            Reply::BulkStr(host),
-            Reply::Int(port.into()),
-            Reply::bulk("connect"),
-            Reply::Int(-1),
+            Reply::BulkStr(link.host),
+            Reply::Int(link.port.into()),
+            Reply::bulk(link.state.role_word()),
+            Reply::Int(if ctx.st.stream.is_active() {
+                offset
+            } else {
+                -1
+            }),
         ]),
         None => Reply::Array(vec![
             Reply::bulk("master"),
             Reply::Int(offset),
-            Reply::Array(vec![]),
+            Reply::Array(
+                ctx.srv
+                    .repl
+                    .replicas()
+                    .iter()
+                    .filter(|r| r.state() == ReplicaState::Online)
+                    .map(|r| {
+                        let ip = r.ip.lock().map(|ip| ip.to_string()).unwrap_or_default();
+                        Reply::Array(vec![
+                            Reply::BulkStr(ip),
+                            Reply::BulkStr(r.listening_port.load(Ordering::Relaxed).to_string()),
+                            Reply::BulkStr(r.ack_offset.load(Ordering::Relaxed).to_string()),
+                        ])
+                    })
+                    .collect(),
+            ),
         ]),
     })
 }

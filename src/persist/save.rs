@@ -95,7 +95,7 @@ pub struct SavePoint {
 
 /// Takes a save point from the locked engine state.
 pub fn save_point(srv: &ServerState, st: &crate::cmd::EngineState) -> SavePoint {
-    let replid = srv.replid.lock().map(|r| r.clone()).unwrap_or_default();
+    let replid = srv.repl.replid();
     SavePoint {
         snapshot: st.ks.snapshot(),
         dirty: st.dirty,
@@ -103,10 +103,13 @@ pub fn save_point(srv: &ServerState, st: &crate::cmd::EngineState) -> SavePoint 
             redis_ver: crate::REDIS_VERSION.into(),
             ctime: srv.clock.now_ms() / 1000,
             used_mem: srv.used_memory.load(Ordering::Relaxed),
-            repl: st
-                .stream
-                .is_active()
-                .then(|| (0, replid, st.stream.offset())),
+            repl: st.stream.is_active().then(|| {
+                (
+                    st.stream.selected_db().unwrap_or(0),
+                    replid,
+                    st.stream.offset(),
+                )
+            }),
             aof_base: false,
         },
     }

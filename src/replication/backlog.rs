@@ -37,6 +37,8 @@ pub struct WriteStream {
     /// The AOF's end of the stream, while the AOF is on: it sees the same commands in the
     /// same order, with its own SELECT tracking (each AOF file starts afresh).
     aof: Option<Feed>,
+    /// Replica mode: the history holds the master's bytes, not our own commands.
+    proxy: bool,
 }
 
 impl WriteStream {
@@ -53,6 +55,7 @@ impl WriteStream {
             txn: None,
             active: false,
             aof: None,
+            proxy: false,
         }
     }
 
@@ -135,7 +138,7 @@ impl WriteStream {
         for a in argv {
             put_bulk(&mut cmd, a);
         }
-        if self.active {
+        if self.active && !self.proxy {
             if self.selected_db != Some(db) {
                 let mut select = BytesMut::with_capacity(24);
                 put_array_header(&mut select, 2);
@@ -198,6 +201,44 @@ impl WriteStream {
             self.trim();
         }
         // Waking subscribers is costly on the hot path: only when someone tails the stream.
+        if self.end_tx.receiver_count() > 0 {
+            self.end_tx.send_replace(self.offset);
+        }
+    }
+
+    /// Returns the database the stream last selected (`repl-stream-db` of a snapshot).
+    pub fn selected_db(&self) -> Option<usize> {
+        self.selected_db
+    }
+
+    /// Switches replica mode on or off. On a replica the history holds exactly the bytes
+    /// its master sent ([`WriteStream::append_master`]), so sub-replicas see the master's
+    /// offsets (Redis `replicationFeedStreamFromMasterStream`); the commands applied from
+    /// them still reach the AOF through [`WriteStream::append`].
+    pub fn set_proxy(&mut self, on: bool) {
+        self.proxy = on;
+        self.selected_db = None;
+    }
+
+    /// Reports whether the stream is in replica mode.
+    pub fn is_proxy(&self) -> bool {
+        self.proxy
+    }
+
+    /// Appends bytes exactly as the master sent them (replica mode): they count in the
+    /// offset and feed sub-replicas.
+    pub fn append_master(&mut self, bytes: &[u8]) {
+        self.active = true;
+        self.append_raw(bytes);
+    }
+
+    /// Starts a new history at `offset` (a replica's full sync: its offset becomes the
+    /// master's `+FULLRESYNC` offset). The next own command is preceded by `SELECT`.
+    pub fn reset(&mut self, offset: u64) {
+        self.window.clear();
+        self.offset = offset;
+        self.selected_db = None;
+        self.active = true;
         if self.end_tx.receiver_count() > 0 {
             self.end_tx.send_replace(self.offset);
         }

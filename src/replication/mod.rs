@@ -1,5 +1,9 @@
-//! Replication: the ordered write stream now; master and replica sides come with their issue.
+//! Replication (`shared/spec/redis.md` §2): the ordered write stream and its history
+//! ([`backlog`]), the state both sides share ([`state`]), the master side serving replicas
+//! ([`master`]) and the replica side following a master ([`replica`]).
 
 pub mod backlog;
+pub mod state;
 
 pub use backlog::WriteStream;
+pub use state::Repl;

@@ -257,10 +257,8 @@ impl Conn {
             return Ok(());
         }
         let now = std::time::Instant::now();
-        if self
-            .obuf_limit
-            .exceeded(&OutputLimit::PUBSUB, self.out.len(), now)
-        {
+        let limit = self.srv.with_config(|c| OutputLimit::of_class(c, 2));
+        if self.obuf_limit.exceeded(&limit, self.out.len(), now) {
             tracing::warn!(
                 client = self.info.id,
                 addr = %self.info.addr,

@@ -426,16 +426,16 @@ fn stats(ctx: &Ctx<'_>) -> String {
         "instantaneous_ops_per_sec" => ops,
         "total_net_input_bytes" => load(&net.net_input_bytes),
         "total_net_output_bytes" => load(&net.net_output_bytes),
-        "total_net_repl_input_bytes" => 0,
-        "total_net_repl_output_bytes" => 0,
+        "total_net_repl_input_bytes" => load(&ctx.srv.repl.stats.net_input_bytes),
+        "total_net_repl_output_bytes" => load(&ctx.srv.repl.stats.net_output_bytes),
         "instantaneous_input_kbps" => format!("{:.2}", input as f64 / 1024.0),
         "instantaneous_output_kbps" => format!("{:.2}", output as f64 / 1024.0),
         "instantaneous_input_repl_kbps" => "0.00",
         "instantaneous_output_repl_kbps" => "0.00",
         "rejected_connections" => load(&net.rejected_connections),
-        "sync_full" => 0,
-        "sync_partial_ok" => 0,
-        "sync_partial_err" => 0,
+        "sync_full" => load(&ctx.srv.repl.stats.sync_full),
+        "sync_partial_ok" => load(&ctx.srv.repl.stats.sync_partial_ok),
+        "sync_partial_err" => load(&ctx.srv.repl.stats.sync_partial_err),
         "expired_keys" => st.expired_keys,
         "expired_stale_perc" => "0.00",
         "expired_time_cap_reached_count" => st.expired_time_cap_reached_count,
@@ -476,45 +476,95 @@ fn stats(ctx: &Ctx<'_>) -> String {
 }
 
 fn replication(ctx: &Ctx<'_>) -> String {
-    let (replicaof, read_only, backlog_size) = ctx.srv.with_config(|c| {
+    use crate::replication::state::LinkState;
+    let cfg = ctx.srv.with_config(|c| {
         (
-            c.replicaof.clone(),
             c.replica_read_only,
             c.repl_backlog_size,
+            c.replica_priority,
+            c.replica_announced,
+            c.min_replicas_to_write,
+            c.min_replicas_max_lag,
         )
     });
+    let (read_only, backlog_size, priority, announced, min_to_write, max_lag) = cfg;
     let stream = &ctx.st.stream;
+    let secs_since = |t: Option<std::time::Instant>| t.map_or(-1, |t| t.elapsed().as_secs() as i64);
     let mut s = String::new();
-    match replicaof {
-        Some((host, port)) => {
+    match ctx.srv.repl.link() {
+        Some(link) => {
+            let up = link.state == LinkState::Connected;
             fields!(s,
                 "role" => "slave",
-                "master_host" => host,
-                "master_port" => port,
-                "master_link_status" => "down",
-                "master_last_io_seconds_ago" => -1,
-                "master_sync_in_progress" => 0,
-                "slave_read_repl_offset" => stream.offset(),
-                "slave_repl_offset" => stream.offset(),
-                "master_link_down_since_seconds" => -1,
-                "slave_priority" => 100,
+                "master_host" => link.host,
+                "master_port" => link.port,
+                "master_link_status" => if up { "up" } else { "down" },
+                "master_last_io_seconds_ago" => secs_since(link.last_io),
+                "master_sync_in_progress" => u8::from(link.state == LinkState::Sync),
+                // Redis shows 1 before the first sync (its offset starts at 0 and it
+                // reports `master_repl_offset + 1` style positions only once linked).
+                "slave_read_repl_offset" => if stream.is_active() { link.read_offset.max(stream.offset()) } else { 1 },
+                "slave_repl_offset" => if stream.is_active() { stream.offset() } else { 1 },
+            );
+            if link.state == LinkState::Sync {
+                let total = link.sync_total;
+                let perc = if total > 0 {
+                    link.sync_read as f64 * 100.0 / total as f64
+                } else {
+                    0.0
+                };
+                fields!(s,
+                    "master_sync_total_bytes" => total,
+                    "master_sync_read_bytes" => link.sync_read,
+                    "master_sync_left_bytes" => if total > 0 { total - link.sync_read as i64 } else { 0 },
+                    "master_sync_perc" => format!("{perc:.2}"),
+                    "master_sync_last_io_seconds_ago" => secs_since(link.sync_last_io),
+                );
+            }
+            if !up {
+                fields!(s, "master_link_down_since_seconds" => secs_since(link.down_since));
+            }
+            fields!(s,
+                "slave_priority" => priority,
                 "slave_read_only" => u8::from(read_only),
-                "replica_announced" => 1,
+                "replica_announced" => u8::from(announced),
             );
         }
         None => {
             fields!(s, "role" => "master");
         }
     }
-    let replid = ctx.srv.replid.lock().map(|r| r.clone()).unwrap_or_default();
+    let replicas = ctx.srv.repl.replicas();
+    fields!(s, "connected_slaves" => replicas.len());
+    let now = ctx.srv.clock.now_ms();
+    if min_to_write > 0 && max_lag > 0 {
+        fields!(s, "min_slaves_good_slaves" => ctx.srv.repl.good_replicas(now, max_lag));
+    }
+    for (i, r) in replicas.iter().enumerate() {
+        use crate::replication::state::ReplicaState;
+        use std::sync::atomic::Ordering;
+        let state = r.state();
+        let lag = if state == ReplicaState::Online {
+            (now - r.ack_time_ms.load(Ordering::Relaxed)).max(0) / 1000
+        } else {
+            0
+        };
+        let ip = r.ip.lock().map(|ip| ip.to_string()).unwrap_or_default();
+        s.push_str(&format!(
+            "slave{i}:ip={ip},port={},state={},offset={},lag={lag}\r\n",
+            r.listening_port.load(Ordering::Relaxed),
+            state.word(),
+            r.ack_offset.load(Ordering::Relaxed),
+        ));
+    }
+    let ids = ctx.srv.repl.ids();
     let histlen = stream.histlen() as u64;
     fields!(s,
-        "connected_slaves" => 0,
         "master_failover_state" => "no-failover",
-        "master_replid" => replid,
-        "master_replid2" => "0000000000000000000000000000000000000000",
+        "master_replid" => ids.replid,
+        "master_replid2" => ids.replid2,
         "master_repl_offset" => stream.offset(),
-        "second_repl_offset" => -1,
+        "second_repl_offset" => ids.second_offset,
         "repl_backlog_active" => u8::from(stream.is_active()),
         "repl_backlog_size" => backlog_size,
         // Redis numbers backlog bytes from 1 (`repl_backlog->offset = master_repl_offset+1`),
