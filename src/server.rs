@@ -67,6 +67,9 @@ impl Server {
         let state = Arc::new(ServerState::new(config.clone()));
         // A fresh state: the cell is empty, so setting it cannot fail.
         state.self_ref.get_or_init(|| Arc::downgrade(&state));
+        // `replicaof` in the configuration: a replica from the first moment, before any
+        // data is loaded.
+        crate::replication::replica::prepare_at_start(&state);
         crate::memory::refresh(&state);
         state
             .used_memory_startup
@@ -163,6 +166,7 @@ impl Server {
                 return Err(e);
             }
         }
+        crate::replication::replica::start_at_start(&state);
         tokio::spawn(crate::cron::run(state.clone(), drain_tx.clone()));
         info!(addrs = ?resp_addrs, "ready to accept connections tcp");
         let shutdown_rx = state.shutdown_tx.subscribe();

@@ -18,7 +18,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "ping",
         -1,
-        FAST | PUBSUB_CONTEXT | STALE,
+        FAST | PUBSUB_CONTEXT,
         (0, 0, 0),
         "connection",
         ping

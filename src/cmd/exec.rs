@@ -417,6 +417,22 @@ fn check(
             false,
         ));
     }
+    // A replica whose link is down, with `replica-serve-stale-data no`: only STALE-flagged
+    // commands (INFO, REPLICAOF, ...); an EXEC only if everything it queued is STALE too.
+    if srv
+        .repl
+        .master_down
+        .load(std::sync::atomic::Ordering::Acquire)
+        && denies_stale(spec, sess)
+        && !srv.with_config(|c| c.replica_serve_stale_data)
+    {
+        return Err((
+            Bytes::from_static(
+                b"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            ),
+            true,
+        ));
+    }
     // The dataset is still being loaded: only LOADING-flagged commands (INFO, PING, ...).
     if srv.loading.load(std::sync::atomic::Ordering::Relaxed) && !spec.has(flags::LOADING) {
         return Err((
@@ -432,6 +448,19 @@ fn check(
         ));
     }
     Ok(spec)
+}
+
+/// Reports whether a command may not run on a replica serving no stale data (Redis
+/// `is_denystale_command`: not STALE, or an EXEC with a queued command that is not).
+fn denies_stale(spec: &CommandSpec, sess: &Session) -> bool {
+    if !spec.has(flags::STALE) {
+        return true;
+    }
+    spec.name == "exec"
+        && sess.multi.as_ref().is_some_and(|q| {
+            q.iter()
+                .any(|argv| lookup(&argv[0]).is_some_and(|s| !s.has(flags::STALE)))
+        })
 }
 
 /// Executes one command for `sess`: checks, MULTI queueing, the handler, propagation, stats.
@@ -598,6 +627,12 @@ pub fn execute_batch(srv: &ServerState, origin: Origin, db: usize, batch: Vec<Ar
     }
     for argv in batch {
         if argv.is_empty() {
+            continue;
+        }
+        // A replica stores nothing from the forward door, even a writable one: the role may
+        // have changed since the door checked it.
+        if origin == Origin::Forward && st.is_replica {
+            replies.push(Reply::Error(CmdError::ReadOnly.into_bytes()));
             continue;
         }
         match check(srv, &sess, &argv) {

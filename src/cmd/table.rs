@@ -166,6 +166,7 @@ pub const COMMANDS: &[&[CommandSpec]] = &[
     super::server::COMMANDS,
     super::dump::COMMANDS,
     super::monitor::COMMANDS,
+    crate::replication::replica::COMMANDS,
 ];
 
 fn table() -> &'static ahash::AHashMap<&'static str, &'static CommandSpec> {

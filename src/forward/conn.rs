@@ -239,7 +239,7 @@ pub async fn serve(
 
 impl Conn {
     async fn run(&mut self) -> End {
-        if self.fwd.srv.is_read_only_replica() {
+        if self.fwd.srv.is_read_only_replica() || self.fwd.srv.repl.is_following() {
             return End::Refused(
                 "this server is a read-only replica: forward to the master instead".into(),
             );

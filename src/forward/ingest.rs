@@ -173,7 +173,7 @@ fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
 /// connection can hold it, stop reading and try again.
 pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     let m = &fwd.srv.metrics.forward;
-    if fwd.srv.is_read_only_replica() {
+    if fwd.srv.is_read_only_replica() || fwd.srv.repl.is_following() {
         m.rejected.with_label_values(&["readonly"]).inc();
         return Ok(Verdict::Close(
             "this server is a read-only replica: forward to the master instead".into(),

@@ -103,13 +103,24 @@ pub fn save_point(srv: &ServerState, st: &crate::cmd::EngineState) -> SavePoint 
             redis_ver: crate::REDIS_VERSION.into(),
             ctime: srv.clock.now_ms() / 1000,
             used_mem: srv.used_memory.load(Ordering::Relaxed),
-            repl: st.stream.is_active().then(|| {
-                (
-                    st.stream.selected_db().unwrap_or(0),
-                    replid,
-                    st.stream.offset(),
-                )
-            }),
+            // A replica records its master's history, and the database its master's stream
+            // selected, while it has a master or a cached one (Redis `rdbPopulateSaveInfo`).
+            repl: if st.is_replica {
+                srv.repl
+                    .follower
+                    .lock()
+                    .ok()
+                    .and_then(|f| f.stream_db())
+                    .map(|db| (db, replid, st.stream.offset()))
+            } else {
+                st.stream.is_active().then(|| {
+                    (
+                        st.stream.selected_db().unwrap_or(0),
+                        replid,
+                        st.stream.offset(),
+                    )
+                })
+            },
             aof_base: false,
         },
     }
@@ -379,7 +390,14 @@ pub fn load_dump(srv: &ServerState) -> Result<Option<u64>, LoadStartError> {
         return Ok(None);
     };
     let keys = loaded.keys_loaded;
-    srv.engine.lock().ks = loaded.keyspace;
+    let repl = loaded
+        .repl_id()
+        .zip(loaded.repl_offset())
+        .map(|(id, offset)| (id.to_string(), offset, loaded.repl_stream_db().unwrap_or(0)));
+    let mut st = srv.engine.lock();
+    st.ks = loaded.keyspace;
+    // The replication id and offset survive the restart (spec §2.8).
+    crate::replication::replica::restore_ids(srv, &mut st, repl);
     Ok(Some(keys))
 }
 

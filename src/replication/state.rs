@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -231,6 +231,13 @@ pub struct Repl {
     /// Unix seconds since the master has had no replica (`repl-backlog-ttl`); 0 while it has
     /// some or never had a backlog.
     pub no_replicas_since: AtomicI64,
+    /// The replica side's control: the link task's epoch, the cached master.
+    pub follower: Mutex<crate::replication::replica::Follower>,
+    /// This server follows a master (`replicaof` set): the forward door refuses chunks.
+    pub following: AtomicBool,
+    /// This server follows a master and the link is not streaming: with
+    /// `replica-serve-stale-data no`, commands without the STALE flag get `-MASTERDOWN`.
+    pub master_down: AtomicBool,
 }
 
 impl Default for Repl {
@@ -242,6 +249,9 @@ impl Default for Repl {
             acked: watch::channel(0).0,
             stats: ReplStats::default(),
             no_replicas_since: AtomicI64::new(0),
+            follower: Mutex::new(Default::default()),
+            following: AtomicBool::new(false),
+            master_down: AtomicBool::new(false),
         }
     }
 }
@@ -250,6 +260,12 @@ impl Repl {
     /// Returns a copy of the ids.
     pub fn ids(&self) -> Ids {
         self.ids.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    /// Reports whether this server follows a master (`replicaof` set, by configuration or
+    /// `REPLICAOF`).
+    pub fn is_following(&self) -> bool {
+        self.following.load(Ordering::Acquire)
     }
 
     /// Returns `master_replid`.
