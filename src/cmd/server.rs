@@ -371,7 +371,8 @@ fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
             Reply::BulkStr(link.host),
             Reply::Int(link.port.into()),
             Reply::bulk(link.state.role_word()),
-            Reply::Int(if ctx.st.stream.is_active() {
+            // Redis: the master client's offset, -1 while there is none (not streaming).
+            Reply::Int(if ctx.srv.repl.follower.lock().is_ok_and(|f| f.linked) {
                 offset
             } else {
                 -1

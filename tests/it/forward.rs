@@ -119,7 +119,7 @@ impl Fwd {
     }
 
     /// Reports whether the server closed the connection within `wait`.
-    fn closed(&mut self, wait: Duration) -> bool {
+    pub(crate) fn closed(&mut self, wait: Duration) -> bool {
         self.s.set_read_timeout(Some(wait)).unwrap();
         let mut b = [0u8; 64];
         loop {

@@ -26,5 +26,6 @@ mod persist;
 mod protocol;
 mod pubsub;
 mod rdb_load;
+mod replica;
 mod server;
 mod smoke;

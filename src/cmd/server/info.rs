@@ -494,6 +494,12 @@ fn replication(ctx: &Ctx<'_>) -> String {
     match ctx.srv.repl.link() {
         Some(link) => {
             let up = link.state == LinkState::Connected;
+            let has_master = ctx
+                .srv
+                .repl
+                .follower
+                .lock()
+                .is_ok_and(|f| f.stream_db().is_some());
             fields!(s,
                 "role" => "slave",
                 "master_host" => link.host,
@@ -501,10 +507,10 @@ fn replication(ctx: &Ctx<'_>) -> String {
                 "master_link_status" => if up { "up" } else { "down" },
                 "master_last_io_seconds_ago" => secs_since(link.last_io),
                 "master_sync_in_progress" => u8::from(link.state == LinkState::Sync),
-                // Redis shows 1 before the first sync (its offset starts at 0 and it
-                // reports `master_repl_offset + 1` style positions only once linked).
-                "slave_read_repl_offset" => if stream.is_active() { link.read_offset.max(stream.offset()) } else { 1 },
-                "slave_repl_offset" => if stream.is_active() { stream.offset() } else { 1 },
+                // Redis shows 1 without a master or cached master client (before the first
+                // sync), else that client's offsets.
+                "slave_read_repl_offset" => if has_master { link.read_offset.max(stream.offset()) } else { 1 },
+                "slave_repl_offset" => if has_master { stream.offset() } else { 1 },
             );
             if link.state == LinkState::Sync {
                 let total = link.sync_total;
