@@ -240,14 +240,15 @@ fn follows_redis(diskless_sync: &str, diskless_load: &str) {
     wait_synced(&mut k, &mut m);
     assert_eq!(dump_all(&mut k), dump_all(&mut m), "after the stream");
     // The master's offset is ours; the master sees our ACKs.
-    let master_offset = info_field(&mut m, "replication", "master_repl_offset");
+    let master_offset =
+        info_field(&mut m, "replication", "master_repl_offset").expect("master_repl_offset");
     assert_eq!(
         info_field(&mut k, "replication", "master_repl_offset"),
-        master_offset
+        Some(master_offset.clone())
     );
     assert!(wait_until(Duration::from_secs(5), || {
         m.cmd(&["INFO", "replication"])
-            .contains(&format!(",offset={},", master_offset.clone().unwrap()))
+            .contains(&format!(",offset={master_offset},"))
     }));
     let role = k.cmd(&["ROLE"]);
     assert!(role.contains("$9\r\nconnected\r\n"), "{role}");

@@ -132,7 +132,7 @@ pub async fn full_sync(
     // there is no data to keep.
     let to_memory = match diskless.as_str() {
         "swapdb" => true,
-        "on-empty-db" => srv.engine.lock().ks.dbs.iter().all(|d| d.len() == 0),
+        "on-empty-db" => srv.engine.lock().ks.dbs.iter().all(|d| d.is_empty()),
         _ => false,
     };
     let dest = if to_memory { "to parser" } else { "to disk" };
