@@ -250,6 +250,9 @@ fn follows_redis(diskless_sync: &str, diskless_load: &str) {
         m.cmd(&["INFO", "replication"])
             .contains(&format!(",offset={master_offset},"))
     }));
+    // WAIT makes the master send REPLCONF GETACK: answered at once.
+    ok(&mut m, &["SET", "waited", "1"]);
+    assert_eq!(m.cmd(&["WAIT", "1", "5000"]), ":1\r\n");
     let role = k.cmd(&["ROLE"]);
     assert!(role.contains("$9\r\nconnected\r\n"), "{role}");
 }
@@ -601,4 +604,80 @@ fn an_unloadable_snapshot_keeps_the_old_data_and_retries() {
     assert!(kura
         .log()
         .contains("Failed trying to load the MASTER synchronization DB from disk"));
+}
+
+#[test]
+fn the_aof_of_a_replica_restarts_from_the_full_sync() {
+    let Some(redis) = redis_master(&[]) else {
+        return;
+    };
+    let mut m = redis.client();
+    fill(&mut m, "aof:");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    let replicaof = format!("127.0.0.1 {}", redis.addr.port());
+    let mut kura = KuraProcess::start(&[
+        "--dir",
+        &d,
+        "--appendonly",
+        "yes",
+        "--replicaof",
+        &replicaof,
+    ]);
+    let mut k = kura.client();
+    wait_synced(&mut k, &mut m);
+    stream_writes(&mut m, "aof:");
+    wait_synced(&mut k, &mut m);
+    // The rewrite started by the sync must be complete for the AOF to name the new base.
+    assert!(wait_until(Duration::from_secs(20), || {
+        let p = k.cmd(&["INFO", "persistence"]);
+        field(&p, "aof_rewrite_in_progress").as_deref() == Some("0")
+            && field(&p, "aof_rewrite_scheduled").as_deref() == Some("0")
+    }));
+    let want = dump_all(&mut m);
+    k.send(&[b"SHUTDOWN", b"NOSAVE"]);
+    assert!(kura.wait_exit(Duration::from_secs(20)).is_some());
+    // Restarted as a master on the AOF alone: the master's data.
+    let kura = KuraProcess::start(&["--dir", &d, "--appendonly", "yes"]);
+    let mut k = kura.client();
+    assert_eq!(dump_all(&mut k), want, "{}", kura.log());
+}
+
+#[test]
+fn a_master_restarting_from_a_dump_keeps_its_history_as_replid2() {
+    let rdir = tempfile::tempdir().unwrap();
+    let rd = rdir.path().to_str().unwrap().to_string();
+    let Some(redis) = redis_master(&["--dir", &rd]) else {
+        return;
+    };
+    let mut m = redis.client();
+    // A replica attached: the master has a backlog, so its dump records its history.
+    let Some(real) =
+        RedisServer::start(&["--replicaof", "127.0.0.1", &redis.addr.port().to_string()])
+    else {
+        return;
+    };
+    ok(&mut m, &["SET", "k", "v"]);
+    wait_synced(&mut real.client(), &mut m);
+    ok(&mut m, &["SAVE"]);
+    let id = info_field(&mut m, "replication", "master_replid").unwrap();
+    let offset: u64 = info_field(&mut m, "replication", "master_repl_offset")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(offset > 0);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(rdir.path().join("dump.rdb"), dir.path().join("dump.rdb")).unwrap();
+    let kura = KuraProcess::start(&["--dir", dir.path().to_str().unwrap()]);
+    let mut k = kura.client();
+    let info = k.cmd(&["INFO", "replication"]);
+    assert_eq!(field(&info, "role").as_deref(), Some("master"));
+    assert_eq!(field(&info, "master_replid2"), Some(id.clone()));
+    assert_ne!(field(&info, "master_replid"), Some(id));
+    assert_eq!(
+        field(&info, "second_repl_offset"),
+        Some((offset + 1).to_string())
+    );
+    assert_eq!(field(&info, "master_repl_offset"), Some(offset.to_string()));
+    assert_eq!(k.cmd(&["GET", "k"]), "$1\r\nv\r\n");
 }
