@@ -681,3 +681,29 @@ fn a_master_restarting_from_a_dump_keeps_its_history_as_replid2() {
     assert_eq!(field(&info, "master_repl_offset"), Some(offset.to_string()));
     assert_eq!(k.cmd(&["GET", "k"]), "$1\r\nv\r\n");
 }
+
+#[test]
+fn forward_connections_open_when_the_role_changes_are_closed_unacked() {
+    let Some(redis) = redis_master(&[]) else {
+        return;
+    };
+    let kura = Kura::start();
+    let mut k = kura.client();
+    let mut f = Fwd::connect(kura.forward);
+    let e = entry(1441588984, 0, &[("m", "x")]);
+    let one = crate::forward::chunk_id(1);
+    f.send(&fluentd_chunk("fwd", &e, 1, "text", Some(&one)));
+    f.expect_ack(&one);
+    let port = redis.addr.port().to_string();
+    assert_eq!(k.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
+    // The same connection's next chunk is refused: closed, no ack.
+    let two = crate::forward::chunk_id(2);
+    f.send(&fluentd_chunk("fwd", &e, 1, "text", Some(&two)));
+    assert!(f.closed(Duration::from_secs(5)));
+    // Promoted again: the door takes chunks.
+    assert_eq!(k.cmd(&["REPLICAOF", "NO", "ONE"]), "+OK\r\n");
+    let mut f = Fwd::connect(kura.forward);
+    let three = crate::forward::chunk_id(3);
+    f.send(&fluentd_chunk("fwd", &e, 1, "text", Some(&three)));
+    f.expect_ack(&three);
+}

@@ -238,3 +238,77 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::Origin;
+    use crate::config::Config;
+
+    fn replica() -> ServerState {
+        let srv = ServerState::new(Config::default());
+        {
+            let mut st = srv.engine.lock();
+            st.is_replica = true;
+            st.stream.set_proxy(true);
+            st.stream.reset(100);
+        }
+        srv
+    }
+
+    #[test]
+    fn transactions_count_at_exec_and_getack_reports_the_offset_before_itself() {
+        let srv = replica();
+        let mut sess = Session::internal(Origin::Master, 0);
+        let mut ap = Applier::default();
+        let mut acks = Vec::new();
+        let select = b"*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n";
+        let multi = b"*1\r\n$5\r\nMULTI\r\n";
+        let set = b"*3\r\n$3\r\nset\r\n$1\r\nk\r\n$1\r\nv\r\n";
+        let exec = b"*1\r\n$4\r\nEXEC\r\n";
+        let getack = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(select);
+        buf.extend_from_slice(multi);
+        buf.extend_from_slice(set);
+        ap.apply(&srv, 0, &mut sess, &mut buf, &mut acks).unwrap();
+        // Inside the transaction: only the SELECT counts so far, and nothing is applied.
+        let at_select = 100 + select.len() as u64;
+        assert_eq!(srv.engine.lock().stream.offset(), at_select);
+        assert!(srv.engine.lock().ks.dbs[2].get(b"k").is_none());
+        buf.extend_from_slice(exec);
+        buf.extend_from_slice(getack);
+        buf.extend_from_slice(b"*1\r\n$4\r\nping\r\n*2\r\n$3\r\nDEL");
+        ap.apply(&srv, 0, &mut sess, &mut buf, &mut acks).unwrap();
+        let after_exec = at_select + (multi.len() + set.len() + exec.len()) as u64;
+        assert_eq!(acks, super::super::conn::ack(after_exec));
+        let st = srv.engine.lock();
+        assert_eq!(st.stream.offset(), after_exec + getack.len() as u64 + 14);
+        assert!(st.ks.dbs[2].get(b"k").is_some());
+        assert_eq!(&buf[..], b"*2\r\n$3\r\nDEL");
+        // The history holds the master's bytes, byte for byte.
+        let all = st.stream.read_from(100).unwrap();
+        assert!(all.starts_with(select));
+        assert!(all.ends_with(b"*1\r\n$4\r\nping\r\n"));
+    }
+
+    #[test]
+    fn a_retired_link_applies_nothing_and_inline_data_is_a_desync() {
+        let srv = replica();
+        let mut sess = Session::internal(Origin::Master, 0);
+        let mut ap = Applier::default();
+        let mut acks = Vec::new();
+        let mut buf = BytesMut::from(&b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"[..]);
+        assert!(matches!(
+            ap.apply(&srv, 7, &mut sess, &mut buf, &mut acks),
+            Err(LinkError::Retired)
+        ));
+        assert!(srv.engine.lock().ks.dbs[0].get(b"k").is_none());
+        let mut buf = BytesMut::from(&b"\nSET k v\r\n"[..]);
+        assert!(matches!(
+            ap.apply(&srv, 0, &mut sess, &mut buf, &mut acks),
+            Err(LinkError::Desync(_))
+        ));
+        assert_eq!(srv.engine.lock().stream.offset(), 100);
+    }
+}
