@@ -442,8 +442,8 @@ fn replicaof_replies_like_redis_and_switches_at_run_time() {
         k.cmd(&["COMMAND", "INFO", "replicaof", "slaveof"]),
         o.cmd(&["COMMAND", "INFO", "replicaof", "slaveof"])
     );
-    // Switching to another master: a former master's cached state does not match, so a
-    // full sync replaces the data.
+    // Switching to another master: the cached state of the first one does not match its
+    // history, so a full sync replaces the data.
     let mut o2 = other.client();
     ok(&mut o2, &["SET", "other", "data"]);
     let oport = other.addr.port().to_string();
@@ -706,4 +706,40 @@ fn forward_connections_open_when_the_role_changes_are_closed_unacked() {
     let three = crate::forward::chunk_id(3);
     f.send(&fluentd_chunk("fwd", &e, 1, "text", Some(&three)));
     f.expect_ack(&three);
+}
+
+#[test]
+fn masterauth_and_the_announced_address() {
+    let Some(redis) = redis_master(&["--requirepass", "s3cret"]) else {
+        return;
+    };
+    let mut m = redis.client();
+    ok(&mut m, &["AUTH", "s3cret"]);
+    ok(&mut m, &["SET", "k", "v"]);
+    let kura = kura_replica(&redis, |c| {
+        c.masterauth = "s3cret".into();
+        c.replica_announce_ip = "10.1.2.3".into();
+        c.replica_announce_port = 7777;
+    });
+    let mut k = kura.client();
+    wait_synced(&mut k, &mut m);
+    assert_eq!(k.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    let info = m.cmd(&["INFO", "replication"]);
+    assert!(
+        info.contains("slave0:ip=10.1.2.3,port=7777,state=online"),
+        "{info}"
+    );
+    // A wrong password never gets past the handshake.
+    let bad = kura_replica(&redis, |c| c.masterauth = "wrong".into());
+    let mut b = bad.client();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        info_field(&mut b, "replication", "master_link_status").as_deref(),
+        Some("down")
+    );
+    assert_eq!(b.cmd(&["DBSIZE"]), ":0\r\n");
+    assert_eq!(
+        info_field(&mut m, "replication", "connected_slaves").as_deref(),
+        Some("1")
+    );
 }
