@@ -96,10 +96,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// Describes the calling client for the log, as Redis's `catClientInfoString`.
-fn who(ctx: &Ctx<'_>) -> String {
+/// Describes the calling client for the log, as Redis's `catClientInfoString` (which
+/// already names the running command: `cmd=replicaof`).
+fn who(ctx: &Ctx<'_>, name: &'static str) -> String {
     match &ctx.sess.info {
         Some(info) => {
+            if let Ok(mut c) = info.last_cmd.lock() {
+                *c = name;
+            }
             let blocked = ctx.st.blocked.is_blocked(info.id);
             crate::cmd::server::client::info_line(info, ctx.now, blocked)
         }
@@ -110,10 +114,18 @@ fn who(ctx: &Ctx<'_>) -> String {
 /// `REPLICAOF host port` / `REPLICAOF NO ONE` (Redis `replicaofCommand`): replies at once;
 /// the link connects in the background.
 fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
+    let name = if is(&argv[0], "slaveof") {
+        "slaveof"
+    } else {
+        "replicaof"
+    };
     if is(&argv[1], "no") && is(&argv[2], "one") {
         if ctx.st.is_replica {
             become_master(ctx.srv, ctx.st);
-            tracing::info!("MASTER MODE enabled (user request from '{}')", who(ctx));
+            tracing::info!(
+                "MASTER MODE enabled (user request from '{}')",
+                who(ctx, name)
+            );
         }
         return Ok(Reply::Ok);
     }
@@ -151,7 +163,7 @@ fn replicaof(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     become_replica(&srv, ctx.st, host.clone(), port);
     tracing::info!(
         "REPLICAOF {host}:{port} enabled (user request from '{}')",
-        who(ctx)
+        who(ctx, name)
     );
     Ok(Reply::Ok)
 }
