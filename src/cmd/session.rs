@@ -67,6 +67,10 @@ pub struct Session {
     /// End of the previous command of the batch: the start of the next one's timing, so a
     /// pipelined command costs one clock read, not two.
     pub mark: Option<std::time::Instant>,
+    /// What REPLCONF announced, if this client is a replica in the making.
+    pub replica_hs: Option<Box<crate::replication::master::Handshake>>,
+    /// Set by SYNC/PSYNC: the connection hands its socket to the master side.
+    pub sync: Option<crate::replication::master::SyncRequest>,
 }
 
 impl Session {
@@ -97,6 +101,8 @@ impl Session {
             monitor: false,
             batch_now_ms: 0,
             mark: None,
+            replica_hs: None,
+            sync: None,
         }
     }
 
@@ -122,6 +128,8 @@ impl Session {
             monitor: false,
             batch_now_ms: 0,
             mark: None,
+            replica_hs: None,
+            sync: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! ([`master`]) and the replica side following a master ([`replica`]).
 
 pub mod backlog;
+pub mod master;
 pub mod replica;
 pub mod state;
 
