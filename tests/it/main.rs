@@ -21,6 +21,7 @@ mod hashmem;
 mod keys;
 mod lifecycle;
 mod lists;
+mod master;
 mod memory;
 mod persist;
 mod protocol;

@@ -10,14 +10,14 @@ use crate::forward::{entry, fluentd_chunk, Fwd};
 use crate::support::{call, ok, wait_until, Kura, KuraProcess, Raw, RedisServer, Resp};
 
 /// Returns INFO field `name`.
-fn field(info: &str, name: &str) -> Option<String> {
+pub(crate) fn field(info: &str, name: &str) -> Option<String> {
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{name}:")))
         .map(|v| v.trim().to_string())
 }
 
 /// Returns `field` of `INFO <section>` on `c`.
-fn info_field(c: &mut Raw, section: &str, name: &str) -> Option<String> {
+pub(crate) fn info_field(c: &mut Raw, section: &str, name: &str) -> Option<String> {
     field(&c.cmd(&["INFO", section]), name)
 }
 
@@ -44,7 +44,7 @@ fn kura_replica(redis: &RedisServer, tweak: impl FnOnce(&mut kura::Config)) -> K
 }
 
 /// Waits until the replica's link is up and it applied everything the master has sent.
-fn wait_synced(replica: &mut Raw, master: &mut Raw) {
+pub(crate) fn wait_synced(replica: &mut Raw, master: &mut Raw) {
     let ok = wait_until(Duration::from_secs(30), || {
         let r = replica.cmd(&["INFO", "replication"]);
         let m = master.cmd(&["INFO", "replication"]);
@@ -60,7 +60,7 @@ fn wait_synced(replica: &mut Raw, master: &mut Raw) {
 }
 
 /// Every key of every database: type, contents, absolute expiry (PEXPIRETIME), via RESP.
-fn dump_all(c: &mut Raw) -> Vec<String> {
+pub(crate) fn dump_all(c: &mut Raw) -> Vec<String> {
     let mut out = Vec::new();
     for db in 0..16 {
         ok(c, &["SELECT", &db.to_string()]);
@@ -127,7 +127,7 @@ fn digest(s: &str) -> u64 {
 }
 
 /// Writes lists and hashes of every encoding, strings, expiries, in several databases.
-fn fill(c: &mut Raw, p: &str) {
+pub(crate) fn fill(c: &mut Raw, p: &str) {
     let key = |s: &str| format!("{p}{s}");
     ok(c, &["SELECT", "0"]);
     // Small list (one listpack), big list (quicklist, several nodes).
@@ -146,7 +146,8 @@ fn fill(c: &mut Raw, p: &str) {
     }
     ok(c, &["CONFIG", "SET", "list-max-listpack-size", "-2"]);
     // Plain nodes: elements over the packed threshold.
-    ok(c, &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1000"]);
+    // Redis only (kura has no such DEBUG subcommand; its big elements are plain anyway).
+    c.cmd(&["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1000"]);
     let huge = "P".repeat(9000);
     ok(
         c,
@@ -186,7 +187,7 @@ fn fill(c: &mut Raw, p: &str) {
 }
 
 /// Writes after the attach: everything arrives through the stream.
-fn stream_writes(c: &mut Raw, p: &str) {
+pub(crate) fn stream_writes(c: &mut Raw, p: &str) {
     let key = |s: &str| format!("{p}{s}");
     ok(c, &["SELECT", "0"]);
     ok(c, &["RPUSH", &key("small"), "d", "e"]);

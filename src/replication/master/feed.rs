@@ -288,7 +288,10 @@ impl Link {
                 tokio::select! {
                     s = &mut rx => break s.map_err(|_| End::Dropped)?,
                     _ = beat.tick() => self.write(b"\n").await?,
-                    Some(b) = self.back.recv() => if matches!(b, Back::Gone) { return Err(End::Lost) },
+                    Some(b) = self.back.recv() => match b {
+                        Back::Gone => return Err(End::Lost),
+                        Back::Ack(off) => self.ack(off),
+                    },
                     _ = self.info.kill_notify.notified() => return Err(End::Dropped),
                     _ = shutdown.changed() => return Err(End::Dropped),
                 }
@@ -357,7 +360,10 @@ impl Link {
             let chunk = tokio::select! {
                 c = rx.recv() => c,
                 Some(b) = self.back.recv() => {
-                    if matches!(b, Back::Gone) { return Err(End::Lost) }
+                    match b {
+                        Back::Gone => return Err(End::Lost),
+                        Back::Ack(off) => self.ack(off),
+                    }
                     continue;
                 }
             };
