@@ -167,6 +167,7 @@ pub const COMMANDS: &[&[CommandSpec]] = &[
     super::dump::COMMANDS,
     super::monitor::COMMANDS,
     crate::replication::replica::COMMANDS,
+    crate::replication::wait::COMMANDS,
 ];
 
 fn table() -> &'static ahash::AHashMap<&'static str, &'static CommandSpec> {
