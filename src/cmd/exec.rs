@@ -664,9 +664,24 @@ pub struct Applied {
 
 /// Executes a batch of commands from a non-client door (forward mapping, AOF replay, the
 /// master's stream) under one lock acquisition.
-pub fn execute_batch(srv: &ServerState, origin: Origin, db: usize, batch: Vec<Argv>) -> Applied {
+///
+/// With `request_acks` (the forward door's `ack_after = "replicated"`) the batch is followed
+/// by a `REPLCONF GETACK *` (coalesced), so replicas ack it at once. The write stream is
+/// started first if no replica attached yet: the batch's offset is then a real position in
+/// the history, which a replica attaching later acks only once it has loaded a snapshot
+/// taken after it (Redis would start its backlog only with the first replica).
+pub fn execute_batch(
+    srv: &ServerState,
+    origin: Origin,
+    db: usize,
+    batch: Vec<Argv>,
+    request_acks: bool,
+) -> Applied {
     let mut sess = Session::internal(origin, db);
     let mut st = srv.engine.lock();
+    if request_acks && !st.stream.is_proxy() {
+        st.stream.activate();
+    }
     let mut replies = Vec::with_capacity(batch.len());
     // A forward chunk reaches replicas and the AOF as one MULTI/EXEC, as Redis propagates
     // an EXEC: a replica never applies half a chunk, and an AOF cut by a crash inside one
@@ -700,9 +715,13 @@ pub fn execute_batch(srv: &ServerState, origin: Origin, db: usize, batch: Vec<Ar
             super::blocking::serve_ready(srv, &mut st, Vec::new(), now);
         }
     }
+    let offset = st.stream.offset();
+    if request_acks {
+        crate::replication::wait::request_acks(&mut st.stream);
+    }
     Applied {
         replies,
-        offset: st.stream.offset(),
+        offset,
         aof: st.stream.aof_offset(),
     }
 }

@@ -29,3 +29,4 @@ mod rdb_load;
 mod replica;
 mod server;
 mod smoke;
+mod wait;
