@@ -421,10 +421,7 @@ fn check(
             return Err((Bytes::from_static(NOREPLICAS.as_bytes()), true));
         }
         if queues_a_write(sess) {
-            return Err((
-                format!("{EXECABORT_BECAUSE}{NOREPLICAS}").into(),
-                true,
-            ));
+            return Err((format!("{EXECABORT_BECAUSE}{NOREPLICAS}").into(), true));
         }
     }
     if spec.has(flags::WRITE) && srv.is_read_only_replica() {

@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::exec::{run_locked, Ctx, EngineState};
-use super::session::Session;
 use super::reply::{CmdError, CmdResult, Reply};
+use super::session::Session;
 use super::table::flags::*;
 use super::table::{lookup, CommandSpec};
 use crate::command;

@@ -370,7 +370,11 @@ fn fsynced_due(fwd: &Forward, aof: Option<u64>) -> Option<Due> {
 fn replicated_due(fwd: &Forward, offset: u64) -> Option<Due> {
     let online = fwd.srv.repl.acked_at_least(0);
     let short = online < fwd.cfg.ack_replicas;
-    if short && !fwd.replicas_short.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    if short
+        && !fwd
+            .replicas_short
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
         tracing::warn!(
             "ack_after = \"replicated\" needs {} replica(s) and {online} is online: \
              forward acks wait until enough replicas have the chunks",

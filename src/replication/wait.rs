@@ -103,7 +103,8 @@ pub fn enough_good_replicas(srv: &ServerState) -> bool {
 /// Parses WAIT's timeout in milliseconds (Redis `getTimeoutFromObjectOrReply` with
 /// `UNIT_MILLISECONDS`); `None` is 0, wait forever.
 fn timeout_ms(arg: &[u8]) -> Result<Option<u64>, CmdError> {
-    let ms = parse_i64(arg).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
+    let ms =
+        parse_i64(arg).ok_or_else(|| CmdError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CmdError::err("timeout is negative"));
     }
@@ -174,7 +175,8 @@ mod tests {
     fn timeouts_parse_as_redis() {
         assert_eq!(timeout_ms(b"0").unwrap(), None);
         assert_eq!(timeout_ms(b"250").unwrap(), Some(250));
-        let err = |a: &[u8]| String::from_utf8(timeout_ms(a).unwrap_err().into_bytes().to_vec()).unwrap();
+        let err =
+            |a: &[u8]| String::from_utf8(timeout_ms(a).unwrap_err().into_bytes().to_vec()).unwrap();
         assert_eq!(err(b"1.5"), "ERR timeout is not an integer or out of range");
         assert_eq!(err(b"-0"), "ERR timeout is not an integer or out of range");
         assert_eq!(err(b"-1"), "ERR timeout is negative");

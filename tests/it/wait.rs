@@ -23,12 +23,7 @@ use crate::support::{wait_until, Kura, Raw, RedisServer};
 /// Registers an online replica that acks only when the test says so.
 fn fake_replica(k: &Kura, id: u64) -> Arc<ReplicaInfo> {
     let now = k.state.clock.now_ms();
-    let r = Arc::new(ReplicaInfo::new(
-        id,
-        "127.0.0.1".parse().unwrap(),
-        0,
-        now,
-    ));
+    let r = Arc::new(ReplicaInfo::new(id, "127.0.0.1".parse().unwrap(), 0, now));
     r.set_state(ReplicaState::Online);
     k.state.repl.replicas.lock().unwrap().insert(id, r.clone());
     r
@@ -83,9 +78,13 @@ fn wait_blocks_until_the_clients_last_write_is_acked() {
     assert_eq!(b.cmd(&["SET", "b", "1"]), "+OK\r\n");
     let after_writes = stream_offset(&k);
     a.send(&[b"WAIT", b"1", b"0"]);
-    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut admin) == 1));
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(
+        &mut admin
+    ) == 1));
     b.send(&[b"WAIT", b"1", b"0"]);
-    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut admin) == 2));
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(
+        &mut admin
+    ) == 2));
     // One GETACK for both waiting clients, after their writes, not part of their offsets.
     assert_eq!(stream_offset(&k), after_writes + GETACK.len() as u64);
     assert!(ends_with_getack(&k));
@@ -135,7 +134,9 @@ fn wait_times_out_with_the_count_reached() {
     let id = c.cmd(&["CLIENT", "ID"]);
     let id = id.trim_start_matches(':').trim().to_string();
     c.send(&[b"WAIT", b"2", b"0"]);
-    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut admin) == 1));
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(
+        &mut admin
+    ) == 1));
     assert_eq!(
         info_field(&mut admin, "clients", "clients_in_timeout_table").as_deref(),
         Some("0"),
@@ -144,7 +145,9 @@ fn wait_times_out_with_the_count_reached() {
     assert_eq!(admin.cmd(&["CLIENT", "UNBLOCK", &id]), ":1\r\n");
     assert_eq!(c.read_reply(), b":1\r\n");
     c.send(&[b"WAIT", b"2", b"10000"]);
-    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut admin) == 1));
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(
+        &mut admin
+    ) == 1));
     assert_eq!(
         info_field(&mut admin, "clients", "clients_in_timeout_table").as_deref(),
         Some("1")
@@ -164,17 +167,26 @@ fn wait_times_out_with_the_count_reached() {
     let mut gone = k.client();
     gone.cmd(&["SET", "k", "v"]);
     gone.send(&[b"WAIT", b"2", b"0"]);
-    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut admin) == 1));
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(
+        &mut admin
+    ) == 1));
     drop(gone);
-    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut admin) == 0));
-    assert_eq!(info_field(&mut admin, "clients", "connected_clients").as_deref(), Some("2"));
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(
+        &mut admin
+    ) == 0));
+    assert_eq!(
+        info_field(&mut admin, "clients", "connected_clients").as_deref(),
+        Some("2")
+    );
 
     // Both replicas ack: the next WAIT is answered by the ACK, well before its timeout.
     let mut w = k.client();
     w.cmd(&["SET", "k", "v2"]);
     let end = stream_offset(&k);
     w.send(&[b"WAIT", b"2", b"20000"]);
-    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut admin) == 1));
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(
+        &mut admin
+    ) == 1));
     let t = Instant::now();
     ack(&k, 900_011, end);
     ack(&k, 900_012, end);
@@ -193,7 +205,9 @@ fn becoming_a_replica_unblocks_waiting_clients() {
     let mut c = k.client();
     c.cmd(&["SET", "k", "v"]);
     c.send(&[b"WAIT", b"1", b"0"]);
-    assert!(wait_until(Duration::from_secs(5), || blocked_clients(&mut admin) == 1));
+    assert!(wait_until(Duration::from_secs(5), || blocked_clients(
+        &mut admin
+    ) == 1));
     let port = crate::support::free_port().to_string();
     assert_eq!(admin.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
     assert_eq!(
@@ -217,23 +231,24 @@ fn wait_on_a_replica_and_exec_refused_for_replicas_match_redis() {
     for addr in [redis.addr, kura.addr] {
         let mut a = Raw::connect(addr);
         let mut b = Raw::connect(addr);
-        let mut out = Vec::new();
-        out.push(a.cmd(&["CONFIG", "RESETSTAT"]));
-        out.push(a.cmd(&["WATCH", "w"]));
-        out.push(a.cmd(&["MULTI"]));
-        out.push(a.cmd(&["SET", "x", "1"]));
-        out.push(a.cmd(&["GET", "x"]));
-        out.push(b.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]));
-        out.push(a.cmd(&["EXEC"]));
-        // The transaction and its WATCH are gone.
-        out.push(a.cmd(&["EXEC"]));
-        out.push(b.cmd(&["CONFIG", "SET", "min-replicas-to-write", "0"]));
-        // A WATCH still held would make this EXEC fail.
-        out.push(b.cmd(&["SET", "w", "changed"]));
-        out.push(a.cmd(&["MULTI"]));
-        out.push(a.cmd(&["GET", "x"]));
-        out.push(a.cmd(&["EXEC"]));
-        out.push(a.cmd(&["INFO", "errorstats"]));
+        let mut out = vec![
+            a.cmd(&["CONFIG", "RESETSTAT"]),
+            a.cmd(&["WATCH", "w"]),
+            a.cmd(&["MULTI"]),
+            a.cmd(&["SET", "x", "1"]),
+            a.cmd(&["GET", "x"]),
+            b.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+            a.cmd(&["EXEC"]),
+            // The transaction and its WATCH are gone.
+            a.cmd(&["EXEC"]),
+            b.cmd(&["CONFIG", "SET", "min-replicas-to-write", "0"]),
+            // A WATCH still held would make this EXEC fail.
+            b.cmd(&["SET", "w", "changed"]),
+            a.cmd(&["MULTI"]),
+            a.cmd(&["GET", "x"]),
+            a.cmd(&["EXEC"]),
+            a.cmd(&["INFO", "errorstats"]),
+        ];
         let stats = a.cmd(&["INFO", "commandstats"]);
         let exec = stats
             .lines()
@@ -279,7 +294,10 @@ fn min_replicas_refuse_writes_from_both_doors_until_replicas_are_good() {
     let id = chunk_id(1);
     let e = entry(1_700_000_000, 0, &[("msg", "hello")]);
     f.send(&fluentd_chunk("app.log", &e, 1, "text", Some(&id)));
-    assert!(f.silent(Duration::from_millis(300)), "no ack without replicas");
+    assert!(
+        f.silent(Duration::from_millis(300)),
+        "no ack without replicas"
+    );
     assert_eq!(c.cmd(&["LLEN", "app.log"]), ":0\r\n");
     assert!(k
         .state
@@ -320,10 +338,15 @@ fn min_replicas_refuse_writes_from_both_doors_until_replicas_are_good() {
             .lines()
             .find(|l| l.starts_with(&format!("cmdstat_{cmd}:")))
             .unwrap();
-        assert!(line.starts_with(&format!("cmdstat_{cmd}:calls=1,")), "{line}");
+        assert!(
+            line.starts_with(&format!("cmdstat_{cmd}:calls=1,")),
+            "{line}"
+        );
         assert!(line.ends_with("rejected_calls=1,failed_calls=0"), "{line}");
     }
-    assert!(c.cmd(&["INFO", "errorstats"]).contains("errorstat_NOREPLICAS:count=2\r\n"));
+    assert!(c
+        .cmd(&["INFO", "errorstats"])
+        .contains("errorstat_NOREPLICAS:count=2\r\n"));
 }
 
 // ---- forward ack_after = "replicated" ----
@@ -351,7 +374,10 @@ fn forward_acks_wait_for_replica_acks() {
     ack(&k, 900_041, chunk_end);
     assert!(f.silent(Duration::from_millis(200)), "one replica of two");
     ack(&k, 900_042, chunk_end - 1);
-    assert!(f.silent(Duration::from_millis(200)), "short of the chunk's end");
+    assert!(
+        f.silent(Duration::from_millis(200)),
+        "short of the chunk's end"
+    );
     ack(&k, 900_042, chunk_end);
     f.expect_ack(&id);
 
