@@ -402,3 +402,138 @@ fn forward_acks_wait_for_replica_acks() {
     want.extend_from_slice(&crate::forward::ack_of(&id3));
     assert_eq!(f.read(want.len()), want);
 }
+
+// ---- a real redis-server replica of kura ----
+
+/// Starts kura for a real replica: the diskless sync starts at once.
+fn master_for_real_replicas(tweak: impl FnOnce(&mut kura::Config)) -> Kura {
+    Kura::start_with(|c| {
+        c.repl_diskless_sync_delay = 0;
+        tweak(c);
+    })
+}
+
+/// Starts `redis-server --replicaof kura`, or `None` (skip) without redis-server.
+fn real_replica(k: &Kura) -> Option<RedisServer> {
+    let port = k.addr.port().to_string();
+    RedisServer::start(&["--replicaof", "127.0.0.1", &port])
+}
+
+/// Waits until kura lists `n` online replicas.
+fn online_replicas(k: &Kura, n: usize) -> bool {
+    wait_until(Duration::from_secs(20), || {
+        k.state
+            .repl
+            .replicas()
+            .iter()
+            .filter(|r| r.state() == ReplicaState::Online)
+            .count()
+            == n
+    })
+}
+
+/// WAIT 1 after a write returns 1 as soon as the replica acks it (GETACK, not the one
+/// second tick); WAIT 2 with one replica returns 1 at its timeout.
+#[test]
+fn wait_with_a_real_replica() {
+    let k = master_for_real_replicas(|_| {});
+    let Some(replica) = real_replica(&k) else {
+        return;
+    };
+    assert!(online_replicas(&k, 1), "the replica did not come online");
+    let mut c = k.client();
+    for i in 0..5 {
+        let v = format!("v{i}");
+        assert_eq!(c.cmd(&["SET", "k", &v]), "+OK\r\n");
+        let t = Instant::now();
+        assert_eq!(c.cmd(&["WAIT", "1", "5000"]), ":1\r\n");
+        // Answered by the GETACK, well inside the replica's one-second ACK period.
+        assert!(
+            t.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(
+            replica.client().cmd(&["GET", "k"]),
+            format!("$2\r\n{v}\r\n")
+        );
+    }
+    assert_eq!(c.cmd(&["RPUSH", "l", "a", "b"]), ":2\r\n");
+    let t = Instant::now();
+    assert_eq!(c.cmd(&["WAIT", "2", "400"]), ":1\r\n");
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(400), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(replica.client().cmd(&["LLEN", "l"]), ":2\r\n");
+}
+
+/// min-replicas-to-write 1: writes get NOREPLICAS until a replica is online, then pass.
+#[test]
+fn noreplicas_until_a_real_replica_is_online() {
+    let k = master_for_real_replicas(|c| c.min_replicas_to_write = 1);
+    let mut c = k.client();
+    assert_eq!(
+        c.cmd(&["SET", "k", "v"]),
+        "-NOREPLICAS Not enough good replicas to write.\r\n"
+    );
+    assert_eq!(c.cmd(&["GET", "k"]), "$-1\r\n");
+    let Some(replica) = real_replica(&k) else {
+        return;
+    };
+    assert!(online_replicas(&k, 1), "the replica did not come online");
+    assert!(wait_until(Duration::from_secs(10), || c
+        .cmd(&["SET", "k", "v"])
+        == "+OK\r\n"));
+    assert_eq!(
+        info_field(&mut c, "replication", "min_slaves_good_slaves").as_deref(),
+        Some("1")
+    );
+    assert_eq!(c.cmd(&["WAIT", "1", "5000"]), ":1\r\n");
+    assert_eq!(replica.client().cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    // The replica goes away: writes are refused again once it is no longer online.
+    drop(replica);
+    assert!(wait_until(Duration::from_secs(20), || c
+        .cmd(&["SET", "k", "w"])
+        .starts_with("-NOREPLICAS")));
+}
+
+/// `ack_after = "replicated"`: no ack while no replica is attached; once one is, the chunk's
+/// ack arrives and its records are on the replica by then.
+#[test]
+fn forward_ack_after_replicated_with_a_real_replica() {
+    let k = master_for_real_replicas(|c| {
+        c.forward.ack_after = kura::config::AckAfter::Replicated;
+    });
+    let mut f = Fwd::connect(k.forward);
+    let id = chunk_id(1);
+    let e = entry(1_700_000_000, 0, &[("msg", "first")]);
+    f.send(&fluentd_chunk("app.log", &e, 1, "text", Some(&id)));
+    assert!(
+        f.silent(Duration::from_millis(500)),
+        "acked without a replica"
+    );
+    let Some(replica) = real_replica(&k) else {
+        return;
+    };
+    // The ack comes once the replica loaded a snapshot holding the chunk and acked.
+    f.s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    f.expect_ack(&id);
+    assert_eq!(replica.client().cmd(&["LLEN", "app.log"]), ":1\r\n");
+    // Streaming: every ack finds its records on the replica, within the GETACK round trip.
+    for n in 2..12u8 {
+        let id = chunk_id(n);
+        let e = entry(1_700_000_000, 0, &[("msg", "next")]);
+        let t = Instant::now();
+        f.send(&fluentd_chunk("app.log", &e, 1, "text", Some(&id)));
+        f.expect_ack(&id);
+        assert!(
+            t.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(
+            replica.client().cmd(&["LLEN", "app.log"]),
+            format!(":{n}\r\n")
+        );
+    }
+}
