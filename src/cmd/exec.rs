@@ -414,8 +414,8 @@ fn check(
     // NOREPLICAS (`min-replicas-to-write`): after MISCONF, before READONLY. An EXEC whose
     // queue holds a write counts as a write and aborts the transaction (Redis
     // `execCommandAbort`).
-    if (spec.has(flags::WRITE) || spec.name == "exec")
-        && !crate::replication::wait::enough_good_replicas(srv)
+    if !crate::replication::wait::enough_good_replicas(srv)
+        && (spec.has(flags::WRITE) || spec.name == "exec")
     {
         if spec.has(flags::WRITE) {
             return Err((Bytes::from_static(NOREPLICAS.as_bytes()), true));

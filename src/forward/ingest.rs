@@ -206,16 +206,17 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
         m.rejected.with_label_values(&["oom"]).inc();
         return Err(batch);
     }
-    // `min-replicas-to-write`: the door refuses as RESP writes get -NOREPLICAS.
-    if !crate::replication::wait::enough_good_replicas(&fwd.srv) {
-        return Ok(no_replicas(fwd, &batch.tag));
-    }
     // The dataset is still loading at start, or saving fails (MISCONF): hold the chunk
     // until it can be stored (DESIGN.md: a disk error means no ack, not a lost chunk).
     if fwd.srv.loading.load(std::sync::atomic::Ordering::Relaxed)
         || crate::persist::save::writes_denied(&fwd.srv)
     {
         return Err(batch);
+    }
+    // `min-replicas-to-write` (after MISCONF, as in Redis's checks): refused as RESP writes
+    // get -NOREPLICAS.
+    if !crate::replication::wait::enough_good_replicas(&fwd.srv) {
+        return Ok(no_replicas(fwd, &batch.tag));
     }
     let Batch {
         tag,
@@ -376,8 +377,8 @@ fn replicated_due(fwd: &Forward, offset: u64) -> Option<Due> {
             .swap(true, std::sync::atomic::Ordering::Relaxed)
     {
         tracing::warn!(
-            "ack_after = \"replicated\" needs {} replica(s) and {online} is online: \
-             forward acks wait until enough replicas have the chunks",
+            "ack_after = \"replicated\" needs {} replica(s) online, {online} are: forward \
+             acks wait until enough replicas have the chunks",
             fwd.cfg.ack_replicas
         );
     } else if !short {
