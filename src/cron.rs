@@ -32,6 +32,7 @@ pub async fn run(state: Arc<ServerState>, _drain: mpsc::Sender<()>) {
         active_expire_cycle(&state, Duration::from_micros(250_000 / hz as u64));
         crate::persist::save::cron(&state);
         crate::persist::aof::rewrite::cron(&state);
+        crate::replication::master::feed::cron(&state);
     }
 }
 

@@ -70,6 +70,10 @@ pub struct Session {
     /// The write-stream offset after this client's last command that appended to it
     /// (Redis `c->woff`): what WAIT waits for replicas to ack.
     pub woff: u64,
+    /// What REPLCONF announced, if this client is a replica in the making.
+    pub replica_hs: Option<Box<crate::replication::master::Handshake>>,
+    /// Set by SYNC/PSYNC: the connection hands its socket to the master side.
+    pub sync: Option<crate::replication::master::SyncRequest>,
 }
 
 impl Session {
@@ -101,6 +105,8 @@ impl Session {
             batch_now_ms: 0,
             mark: None,
             woff: 0,
+            replica_hs: None,
+            sync: None,
         }
     }
 
@@ -127,6 +133,8 @@ impl Session {
             batch_now_ms: 0,
             mark: None,
             woff: 0,
+            replica_hs: None,
+            sync: None,
         }
     }
 

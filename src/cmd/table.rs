@@ -165,6 +165,7 @@ pub const COMMANDS: &[&[CommandSpec]] = &[
     super::pubsub::COMMANDS,
     super::server::COMMANDS,
     super::dump::COMMANDS,
+    crate::replication::master::COMMANDS,
     super::monitor::COMMANDS,
     crate::replication::replica::COMMANDS,
     crate::replication::wait::COMMANDS,

@@ -1,10 +1,16 @@
 //! The ordered write stream: every applied write, RESP-encoded, in apply order.
 //!
-//! Its byte count is the replication offset (PSYNC2, `shared/spec/redis.md` §2.4). The last
-//! `repl-backlog-size` bytes are kept so replicas (and the AOF) can read from an offset;
-//! subscribers learn of new bytes through a `watch` channel carrying the end offset.
+//! Its byte count is the replication offset (PSYNC2, `shared/spec/redis.md` §2.4). The bytes
+//! live in a list of blocks shared by the history (the last `repl-backlog-size` bytes, for
+//! partial resyncs) and by every attached replica's read position, as Redis 7.0 shares one
+//! replication buffer between its backlog and its replicas' output buffers: a block is freed
+//! once it is out of the history AND every replica has read past it. So a lagging replica
+//! costs only the bytes it has not read (bounded by `client-output-buffer-limit replica`,
+//! enforced by the master side), never a copy per replica. Readers take `Bytes` handles of
+//! whole blocks under the engine lock and write them to their socket after releasing it.
+//! Subscribers learn of new bytes through a `watch` channel carrying the end offset.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
@@ -15,13 +21,21 @@ use crate::resp::encode::{put_array_header, put_bulk};
 /// Redis 7.0's default `repl-backlog-size` (1mb).
 pub const DEFAULT_BACKLOG_SIZE: usize = 1024 * 1024;
 
-/// The write stream and the bounded window of its most recent bytes.
+/// Bytes per block of the buffer (Redis's `PROTO_REPLY_CHUNK_BYTES` is 16k).
+const BLOCK: usize = 16 * 1024;
+
+/// The write stream and the blocks of its most recent bytes.
 #[derive(Debug)]
 pub struct WriteStream {
     /// Total bytes ever appended: the master replication offset.
     offset: u64,
-    /// The newest bytes, at most `capacity`.
-    window: VecDeque<u8>,
+    /// Sealed blocks, oldest first; `start` is the offset of the first one's first byte.
+    blocks: VecDeque<Bytes>,
+    /// The block being filled, after `blocks`.
+    tail: BytesMut,
+    start: u64,
+    /// Read positions of attached replicas, by reader id: bytes from the lowest are kept.
+    readers: BTreeMap<u64, u64>,
     capacity: usize,
     /// The database the stream last selected (`SELECT` is emitted when it changes).
     selected_db: Option<usize>,
@@ -47,7 +61,10 @@ impl WriteStream {
         let (end_tx, _) = watch::channel(0);
         WriteStream {
             offset: 0,
-            window: VecDeque::new(),
+            blocks: VecDeque::new(),
+            tail: BytesMut::new(),
+            start: 0,
+            readers: BTreeMap::new(),
             capacity,
             selected_db: None,
             end_tx,
@@ -68,6 +85,15 @@ impl WriteStream {
         }
     }
 
+    /// Stops recording and frees the history (`repl-backlog-ttl` passed without replicas).
+    pub fn deactivate(&mut self) {
+        self.active = false;
+        self.blocks.clear();
+        self.tail = BytesMut::new();
+        self.readers.clear();
+        self.start = self.offset;
+    }
+
     /// Reports whether writes are being recorded (`repl_backlog_active`).
     pub fn is_active(&self) -> bool {
         self.active
@@ -78,14 +104,22 @@ impl WriteStream {
         self.offset
     }
 
-    /// Returns the offset of the oldest byte still held.
+    /// Returns the offset of the oldest byte of the history (a partial resync may start
+    /// anywhere from here to the end).
     pub fn first_offset(&self) -> u64 {
-        self.offset - self.window.len() as u64
+        self.start
+            .max(self.offset.saturating_sub(self.capacity as u64))
     }
 
     /// Returns how many bytes of history are held.
     pub fn histlen(&self) -> usize {
-        self.window.len()
+        (self.offset - self.first_offset()) as usize
+    }
+
+    /// Returns the bytes held in memory: the history plus what lagging replicas have not
+    /// read yet (`mem_total_replication_buffers`).
+    pub fn buffered(&self) -> usize {
+        (self.offset - self.start) as usize
     }
 
     /// Returns the history capacity (`repl-backlog-size`).
@@ -193,17 +227,116 @@ impl WriteStream {
             return;
         }
         self.offset += bytes.len() as u64;
-        if bytes.len() >= self.capacity {
-            self.window.clear();
-            self.window.extend(&bytes[bytes.len() - self.capacity..]);
-        } else {
-            self.window.extend(bytes);
+        if self.tail.capacity() - self.tail.len() < bytes.len() {
+            self.seal();
+            self.tail = BytesMut::with_capacity(BLOCK.max(bytes.len()));
             self.trim();
         }
+        self.tail.extend_from_slice(bytes);
         // Waking subscribers is costly on the hot path: only when someone tails the stream.
         if self.end_tx.receiver_count() > 0 {
             self.end_tx.send_replace(self.offset);
         }
+    }
+
+    /// Moves the filled part of the tail into the sealed blocks (the rest of its allocation
+    /// keeps filling: sealing never copies).
+    fn seal(&mut self) {
+        if !self.tail.is_empty() {
+            self.blocks.push_back(self.tail.split().freeze());
+        }
+    }
+
+    /// Frees the oldest blocks no one needs: out of the history and read by every replica.
+    fn trim(&mut self) {
+        let history = self.offset.saturating_sub(self.capacity as u64);
+        let keep_from = self
+            .readers
+            .values()
+            .copied()
+            .min()
+            .map_or(history, |r| r.min(history));
+        while let Some(first) = self.blocks.front() {
+            let end = self.start + first.len() as u64;
+            if end > keep_from {
+                break;
+            }
+            self.start = end;
+            self.blocks.pop_front();
+        }
+    }
+
+    /// Registers a replica reading from `from` (which must be held: see
+    /// [`WriteStream::read_from`]); bytes from there on are kept until it reads them.
+    pub fn add_reader(&mut self, id: u64, from: u64) {
+        self.readers.insert(id, from);
+    }
+
+    /// Moves a reader's position forward (it wrote the bytes before `to`).
+    pub fn advance_reader(&mut self, id: u64, to: u64) {
+        if let Some(pos) = self.readers.get_mut(&id) {
+            *pos = (*pos).max(to);
+        }
+        self.trim();
+    }
+
+    /// Forgets a reader (its replica went away).
+    pub fn remove_reader(&mut self, id: u64) {
+        if self.readers.remove(&id).is_some() {
+            self.trim();
+        }
+    }
+
+    /// Returns how far each reader is behind the end: its output buffer, in bytes.
+    pub fn reader_lag(&self, id: u64) -> Option<u64> {
+        self.readers.get(&id).map(|p| self.offset - p)
+    }
+
+    /// Returns handles to the bytes from `from` to the end, without copying them, or `None`
+    /// if `from` is before the oldest byte held or past the end. Readers registered with
+    /// [`WriteStream::add_reader`] may read from their own position even when it has left
+    /// the history.
+    pub fn chunks_from(&mut self, from: u64) -> Option<Vec<Bytes>> {
+        if from < self.start || from > self.offset {
+            return None;
+        }
+        self.seal();
+        let mut out = Vec::new();
+        let mut pos = self.start;
+        for b in &self.blocks {
+            let end = pos + b.len() as u64;
+            if end > from {
+                let skip = from.saturating_sub(pos) as usize;
+                out.push(b.slice(skip..));
+            }
+            pos = end;
+        }
+        Some(out)
+    }
+
+    /// Returns the bytes from `from` to the end of the history as one buffer, or `None` if
+    /// `from` is not in it (a partial resync's `+CONTINUE` test).
+    pub fn read_from(&self, from: u64) -> Option<Bytes> {
+        if from < self.first_offset() || from > self.offset {
+            return None;
+        }
+        let mut out = Vec::with_capacity((self.offset - from) as usize);
+        let mut pos = self.start;
+        let tail: &[u8] = &self.tail;
+        for b in self
+            .blocks
+            .iter()
+            .map(|b| &b[..])
+            .chain(std::iter::once(tail))
+        {
+            let end = pos + b.len() as u64;
+            if end > from {
+                let skip = from.saturating_sub(pos) as usize;
+                out.extend_from_slice(&b[skip..]);
+            }
+            pos = end;
+        }
+        Some(Bytes::from(out))
     }
 
     /// Returns the database the stream last selected (`repl-stream-db` of a snapshot).
@@ -235,7 +368,10 @@ impl WriteStream {
     /// Starts a new history at `offset` (a replica's full sync: its offset becomes the
     /// master's `+FULLRESYNC` offset). The next own command is preceded by `SELECT`.
     pub fn reset(&mut self, offset: u64) {
-        self.window.clear();
+        self.blocks.clear();
+        self.tail = BytesMut::new();
+        self.readers.clear();
+        self.start = offset;
         self.offset = offset;
         self.selected_db = None;
         self.active = true;
@@ -247,30 +383,6 @@ impl WriteStream {
     /// Forgets the selected database, so the next append starts with `SELECT`.
     pub fn reset_selected_db(&mut self) {
         self.selected_db = None;
-    }
-
-    fn trim(&mut self) {
-        if self.window.len() > self.capacity {
-            let extra = self.window.len() - self.capacity;
-            self.window.drain(..extra);
-        }
-    }
-
-    /// Returns the bytes from `from` to the end, or `None` if `from` is no longer held.
-    pub fn read_from(&self, from: u64) -> Option<Bytes> {
-        if from < self.first_offset() || from > self.offset {
-            return None;
-        }
-        let skip = (from - self.first_offset()) as usize;
-        let (a, b) = self.window.as_slices();
-        let mut out = Vec::with_capacity(self.window.len() - skip);
-        if skip < a.len() {
-            out.extend_from_slice(&a[skip..]);
-            out.extend_from_slice(b);
-        } else {
-            out.extend_from_slice(&b[skip - a.len()..]);
-        }
-        Some(Bytes::from(out))
     }
 }
 
@@ -300,6 +412,50 @@ mod tests {
         s.activate();
         s.append(0, &[Bytes::from("DEL"), Bytes::from("k")]);
         assert!(s.read_from(0).unwrap().starts_with(b"*2\r\n$6\r\nSELECT"));
+    }
+
+    #[test]
+    fn readers_keep_what_they_have_not_read_and_the_rest_is_freed() {
+        let mut s = WriteStream::new(16 * 1024);
+        s.activate();
+        s.add_reader(1, 0);
+        let cmd = [
+            Bytes::from("SET"),
+            Bytes::from("k"),
+            Bytes::from(vec![b'x'; 1000]),
+        ];
+        for _ in 0..100 {
+            s.append(0, &cmd);
+        }
+        // The reader holds all of it although the history keeps only 16k.
+        assert_eq!(s.buffered() as u64, s.offset());
+        assert_eq!(s.histlen(), 16 * 1024);
+        let all: Vec<u8> = s.chunks_from(0).unwrap().concat();
+        assert_eq!(all.len() as u64, s.offset());
+        assert!(all.starts_with(b"*2\r\n$6\r\nSELECT"));
+        assert_eq!(s.reader_lag(1), Some(s.offset()));
+        // Once it has read everything, only about the history stays.
+        let end = s.offset();
+        s.advance_reader(1, end);
+        for _ in 0..10 {
+            s.append(0, &cmd);
+        }
+        assert!(s.buffered() < 16 * 1024 + 2 * BLOCK, "{}", s.buffered());
+        assert!(s.chunks_from(0).is_none());
+        let tail: Vec<u8> = s.chunks_from(end).unwrap().concat();
+        assert_eq!(tail.len() as u64, s.offset() - end);
+        assert_eq!(s.read_from(end).unwrap(), tail);
+        s.remove_reader(1);
+        assert_eq!(s.reader_lag(1), None);
+    }
+
+    #[test]
+    fn reset_starts_a_new_history_at_an_offset() {
+        let mut s = WriteStream::new(1024);
+        s.reset(500);
+        s.append_master(b"*1\r\n$4\r\nping\r\n");
+        assert_eq!((s.first_offset(), s.offset()), (500, 514));
+        assert_eq!(&s.read_from(500).unwrap()[..], b"*1\r\n$4\r\nping\r\n");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! acks (WAIT, `min-replicas-to-write`: [`wait`]).
 
 pub mod backlog;
+pub mod master;
 pub mod replica;
 pub mod state;
 pub mod wait;

@@ -238,6 +238,10 @@ pub struct Repl {
     /// This server follows a master and the link is not streaming: with
     /// `replica-serve-stale-data no`, commands without the STALE flag get `-MASTERDOWN`.
     pub master_down: AtomicBool,
+    /// The diskless full resync waiting for replicas to share it.
+    pub jobs: Mutex<crate::replication::master::job::Jobs>,
+    /// Unix ms of the last PING the master put in the stream.
+    pub last_ping_ms: AtomicI64,
 }
 
 impl Default for Repl {
@@ -252,6 +256,8 @@ impl Default for Repl {
             follower: Mutex::new(Default::default()),
             following: AtomicBool::new(false),
             master_down: AtomicBool::new(false),
+            jobs: Mutex::new(Default::default()),
+            last_ping_ms: AtomicI64::new(0),
         }
     }
 }

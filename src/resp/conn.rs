@@ -54,6 +54,8 @@ enum Close {
     /// We close at once, dropping unsent replies (HTTP request, query buffer limit,
     /// CLIENT KILL).
     Now,
+    /// SYNC/PSYNC: the socket goes to the master side (replies so far are flushed).
+    Replica,
 }
 
 struct Conn {
@@ -101,6 +103,28 @@ pub async fn serve(
         aof_due: 0,
     };
     let result = conn.run(&mut shutdown).await;
+    if let Err(Close::Replica) = result {
+        let Conn {
+            srv,
+            stream,
+            mut sess,
+            inbuf,
+            ..
+        } = conn;
+        if let Some(req) = sess.sync.take() {
+            crate::replication::master::feed::serve(
+                srv.clone(),
+                stream,
+                inbuf,
+                req,
+                info.clone(),
+                shutdown,
+            )
+            .await;
+        }
+        srv.clients.remove(sess.id);
+        return;
+    }
     debug!(client = info.id, ?result, "client closed");
     // Unregister first: the client is gone for CLIENT LIST and maxclients while we linger.
     conn.cleanup();
@@ -321,7 +345,7 @@ impl Conn {
                         break;
                     }
                     self.emit(&outcome.reply, mode_before);
-                    if self.sess.close_after_reply {
+                    if self.sess.close_after_reply || self.sess.sync.is_some() {
                         break;
                     }
                 }
@@ -341,6 +365,18 @@ impl Conn {
                 self.await_aof().await;
                 self.flush().await?;
                 return Err(Close::AfterFlush);
+            }
+            if self.sess.sync.is_some() {
+                if !queue.is_empty() {
+                    debug!(
+                        client = self.info.id,
+                        dropped = queue.len(),
+                        "commands after SYNC ignored"
+                    );
+                }
+                self.await_aof().await;
+                self.flush().await?;
+                return Err(Close::Replica);
             }
         }
         if let Some(e) = protocol_error {

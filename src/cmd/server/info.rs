@@ -317,7 +317,7 @@ fn memory(ctx: &Ctx<'_>) -> String {
         "mem_fragmentation_bytes" => rss as i64 - used as i64,
         "mem_not_counted_for_evict" => 0,
         "mem_replication_backlog" => backlog,
-        "mem_total_replication_buffers" => backlog,
+        "mem_total_replication_buffers" => ctx.st.stream.buffered(),
         "mem_clients_slaves" => 0,
         "mem_clients_normal" => mem_clients,
         "mem_cluster_links" => 0,
