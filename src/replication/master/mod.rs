@@ -120,10 +120,12 @@ fn replconf(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             let text = String::from_utf8_lossy(val);
             match text.parse() {
                 Ok(ip) => hs.ip = Some(ip),
-                Err(_) if val.len() > 46 => return Ok(Reply::err(format!(
+                Err(_) if val.len() > 46 => {
+                    return Ok(Reply::err(format!(
                     "ERR REPLCONF ip-address provided by replica instance is too long: {} bytes",
                     val.len()
-                ))),
+                )))
+                }
                 // A hostname: kept as the peer address (kura lists IPs).
                 Err(_) => {}
             }
