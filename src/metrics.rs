@@ -68,6 +68,7 @@ pub const REJECT_REASONS: &[&str] = &[
     "store_error",
     "unsupported_signal",
     "no_route",
+    "noreplicas",
 ];
 
 /// Registers a family built from constant names and options; a failure is a programming

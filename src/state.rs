@@ -198,6 +198,10 @@ pub struct HotConfig {
     pub slowlog_threshold: AtomicI64,
     /// `latency-tracking`.
     pub latency_tracking: AtomicBool,
+    /// `min-replicas-to-write` (checked before every write).
+    pub min_replicas_to_write: AtomicU64,
+    /// `min-replicas-max-lag`.
+    pub min_replicas_max_lag: AtomicU64,
 }
 
 /// Everything a running server shares.
@@ -310,18 +314,26 @@ impl ServerState {
 
     /// Copies the hot settings out of the configuration; call after every change to it.
     pub fn refresh_hot(&self) {
-        let (max, ro, slow, lat) = self.with_config(|c| {
+        let (max, ro, slow, lat, min_replicas) = self.with_config(|c| {
             (
                 c.maxmemory,
                 c.replicaof.is_some() && c.replica_read_only,
                 c.slowlog_log_slower_than,
                 c.latency_tracking,
+                (c.min_replicas_to_write, c.min_replicas_max_lag),
             )
         });
         self.hot.maxmemory.store(max, Ordering::Relaxed);
         self.hot.read_only_replica.store(ro, Ordering::Relaxed);
         self.hot.slowlog_threshold.store(slow, Ordering::Relaxed);
         self.hot.latency_tracking.store(lat, Ordering::Relaxed);
+        let (to_write, max_lag) = min_replicas;
+        self.hot
+            .min_replicas_to_write
+            .store(to_write, Ordering::Relaxed);
+        self.hot
+            .min_replicas_max_lag
+            .store(max_lag, Ordering::Relaxed);
     }
 
     /// Returns a copy of the configuration.

@@ -48,6 +48,9 @@ pub enum BlockOp {
         /// Most elements to pop.
         count: usize,
     },
+    /// WAIT: blocked on replica acks, not on keys (registered with none, so never served
+    /// here; its connection watches the acks).
+    Acks,
 }
 
 /// One blocked client.
@@ -263,6 +266,8 @@ fn serve_one(
         return;
     };
     let (reply, propagate, undo) = match &w.op {
+        // A WAIT waiter is never queued on a key.
+        BlockOp::Acks => return,
         BlockOp::Pop { left } => {
             let vals = pop_many(&mut st.ks.dbs[db], key, *left, 1);
             let Some(v) = vals.first().cloned() else {

@@ -20,6 +20,7 @@ use super::server::full_name;
 use super::session::Session;
 use super::table::{flags, lookup, CommandSpec};
 use super::{Argv, Origin};
+use crate::replication::wait::NOREPLICAS;
 use crate::replication::WriteStream;
 use crate::state::ServerState;
 use crate::store::{Db, Entry, Keyspace};
@@ -174,6 +175,9 @@ pub struct BlockRequest {
     pub timeout: Option<Duration>,
     /// The reply on timeout (`*-1` or `$-1`, per command).
     pub timeout_reply: Reply,
+    /// WAIT: the replica acks to wait for (the reply is the count reached, not
+    /// `timeout_reply`); `None` for commands blocked on keys.
+    pub acks: Option<crate::replication::wait::AckWait>,
 }
 
 /// The context a handler runs in.
@@ -196,6 +200,9 @@ pub struct Ctx<'a> {
     pub block: Option<BlockRequest>,
     /// False inside MULTI/EXEC and for non-client origins: blocking commands answer at once.
     pub may_block: bool,
+    /// Set by WAIT: append `REPLCONF GETACK *` to the stream once the command is done (as
+    /// Redis does from `beforeSleep`, so it is not part of the client's write offset).
+    pub request_acks: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -404,6 +411,19 @@ fn check(
             ));
         }
     }
+    // NOREPLICAS (`min-replicas-to-write`): after MISCONF, before READONLY. An EXEC whose
+    // queue holds a write counts as a write and aborts the transaction (Redis
+    // `execCommandAbort`).
+    if !crate::replication::wait::enough_good_replicas(srv)
+        && (spec.has(flags::WRITE) || spec.name == "exec")
+    {
+        if spec.has(flags::WRITE) {
+            return Err((Bytes::from_static(NOREPLICAS.as_bytes()), true));
+        }
+        if queues_a_write(sess) {
+            return Err((format!("{EXECABORT_BECAUSE}{NOREPLICAS}").into(), true));
+        }
+    }
     if spec.has(flags::WRITE) && srv.is_read_only_replica() {
         return Err((CmdError::ReadOnly.into_bytes(), true));
     }
@@ -450,6 +470,19 @@ fn check(
     Ok(spec)
 }
 
+/// The start of an EXEC refused as a whole (Redis `execCommandAbort`): the transaction is
+/// discarded.
+const EXECABORT_BECAUSE: &str = "EXECABORT Transaction discarded because of: ";
+
+/// Reports whether the transaction `sess` queued holds a write command (Redis
+/// `c->mstate.cmd_flags & CMD_WRITE`).
+fn queues_a_write(sess: &Session) -> bool {
+    sess.multi.as_ref().is_some_and(|q| {
+        q.iter()
+            .any(|argv| lookup(&argv[0]).is_some_and(|s| s.has(flags::WRITE)))
+    })
+}
+
 /// Reports whether a command may not run on a replica serving no stale data (Redis
 /// `is_denystale_command`: not STALE, or an EXEC with a queued command that is not).
 fn denies_stale(spec: &CommandSpec, sess: &Session) -> bool {
@@ -494,6 +527,9 @@ pub fn execute_locked(
                     .rejected += 1;
             }
             st.count_error(&text);
+            if text.starts_with(EXECABORT_BECAUSE.as_bytes()) {
+                super::txn::abort_transaction(st, sess);
+            }
             return Outcome {
                 reply: Reply::Error(text),
                 block: None,
@@ -538,7 +574,9 @@ pub fn run_locked(
         ready: Vec::new(),
         block: None,
         may_block,
+        request_acks: false,
     };
+    let offset_before = ctx.st.stream.offset();
     let result = (spec.handler)(&mut ctx, &argv);
     let reply = match result {
         Ok(r) => r,
@@ -551,6 +589,7 @@ pub fn run_locked(
         rewrite,
         ready,
         block,
+        request_acks,
         ..
     } = ctx;
     if dirty > 0 {
@@ -568,6 +607,14 @@ pub fn run_locked(
     // Keys signalled inside an EXEC wait in `pending` until the EXEC itself completes.
     if !ready.is_empty() || st.blocked.has_pending() {
         super::blocking::serve_ready(srv, st, ready, now);
+    }
+    // Redis `call()`: the client's write offset is where the stream ended after its last
+    // command that propagated anything (an EXEC's wrapped transaction included).
+    if st.stream.offset() != offset_before {
+        sess.woff = st.stream.offset();
+    }
+    if request_acks {
+        crate::replication::wait::request_acks(&mut st.stream);
     }
     // Redis's loader calls the command's proc directly: no stats, latency, slowlog or
     // MONITOR for what the AOF replays.
@@ -614,9 +661,24 @@ pub struct Applied {
 
 /// Executes a batch of commands from a non-client door (forward mapping, AOF replay, the
 /// master's stream) under one lock acquisition.
-pub fn execute_batch(srv: &ServerState, origin: Origin, db: usize, batch: Vec<Argv>) -> Applied {
+///
+/// With `request_acks` (the forward door's `ack_after = "replicated"`) the batch is followed
+/// by a `REPLCONF GETACK *` (coalesced), so replicas ack it at once. The write stream is
+/// started first if no replica attached yet: the batch's offset is then a real position in
+/// the history, which a replica attaching later acks only once it has loaded a snapshot
+/// taken after it (Redis would start its backlog only with the first replica).
+pub fn execute_batch(
+    srv: &ServerState,
+    origin: Origin,
+    db: usize,
+    batch: Vec<Argv>,
+    request_acks: bool,
+) -> Applied {
     let mut sess = Session::internal(origin, db);
     let mut st = srv.engine.lock();
+    if request_acks && !st.stream.is_proxy() {
+        st.stream.activate();
+    }
     let mut replies = Vec::with_capacity(batch.len());
     // A forward chunk reaches replicas and the AOF as one MULTI/EXEC, as Redis propagates
     // an EXEC: a replica never applies half a chunk, and an AOF cut by a crash inside one
@@ -650,9 +712,13 @@ pub fn execute_batch(srv: &ServerState, origin: Origin, db: usize, batch: Vec<Ar
             super::blocking::serve_ready(srv, &mut st, Vec::new(), now);
         }
     }
+    let offset = st.stream.offset();
+    if request_acks {
+        crate::replication::wait::request_acks(&mut st.stream);
+    }
     Applied {
         replies,
-        offset: st.stream.offset(),
+        offset,
         aof: st.stream.aof_offset(),
     }
 }
@@ -704,6 +770,7 @@ pub fn with_ctx<T>(srv: &ServerState, sess: &mut Session, f: impl FnOnce(&mut Ct
         ready: Vec::new(),
         block: None,
         may_block: false,
+        request_acks: false,
     };
     f(&mut ctx)
 }

@@ -760,6 +760,7 @@ fn block(
         waiter,
         timeout,
         timeout_reply,
+        acks: None,
     });
     Ok(Reply::NoReply)
 }

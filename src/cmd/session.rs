@@ -67,6 +67,9 @@ pub struct Session {
     /// End of the previous command of the batch: the start of the next one's timing, so a
     /// pipelined command costs one clock read, not two.
     pub mark: Option<std::time::Instant>,
+    /// The write-stream offset after this client's last command that appended to it
+    /// (Redis `c->woff`): what WAIT waits for replicas to ack.
+    pub woff: u64,
     /// What REPLCONF announced, if this client is a replica in the making.
     pub replica_hs: Option<Box<crate::replication::master::Handshake>>,
     /// Set by SYNC/PSYNC: the connection hands its socket to the master side.
@@ -101,6 +104,7 @@ impl Session {
             monitor: false,
             batch_now_ms: 0,
             mark: None,
+            woff: 0,
             replica_hs: None,
             sync: None,
         }
@@ -128,6 +132,7 @@ impl Session {
             monitor: false,
             batch_now_ms: 0,
             mark: None,
+            woff: 0,
             replica_hs: None,
             sync: None,
         }

@@ -168,6 +168,7 @@ pub const COMMANDS: &[&[CommandSpec]] = &[
     crate::replication::master::COMMANDS,
     super::monitor::COMMANDS,
     crate::replication::replica::COMMANDS,
+    crate::replication::wait::COMMANDS,
 ];
 
 fn table() -> &'static ahash::AHashMap<&'static str, &'static CommandSpec> {

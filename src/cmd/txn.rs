@@ -4,8 +4,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::exec::{run_locked, Ctx};
+use super::exec::{run_locked, Ctx, EngineState};
 use super::reply::{CmdError, CmdResult, Reply};
+use super::session::Session;
 use super::table::flags::*;
 use super::table::{lookup, CommandSpec};
 use crate::command;
@@ -79,17 +80,32 @@ pub fn discard_transaction(ctx: &mut Ctx<'_>) {
 
 /// Forgets every WATCHed key of the session.
 pub fn unwatch_all(ctx: &mut Ctx<'_>) {
-    let id = ctx.sess.id;
-    for (db, key, _) in ctx.sess.watched.drain(..) {
+    unwatch_session(ctx.st, ctx.sess);
+}
+
+fn unwatch_session(st: &mut EngineState, sess: &mut Session) {
+    let id = sess.id;
+    for (db, key, _) in sess.watched.drain(..) {
         let k = (db, key);
-        if let Some(w) = ctx.st.watched.get_mut(&k) {
+        if let Some(w) = st.watched.get_mut(&k) {
             w.retain(|(cid, _)| *cid != id);
             if w.is_empty() {
-                ctx.st.watched.remove(&k);
+                st.watched.remove(&k);
             }
         }
     }
-    ctx.sess.watch_dirty.store(false, Ordering::Relaxed);
+    sess.watch_dirty.store(false, Ordering::Relaxed);
+}
+
+/// Discards the transaction of a client whose EXEC was refused before running (Redis
+/// `execCommandAbort` → `discardTransaction`): queued commands and WATCHes are dropped.
+pub fn abort_transaction(st: &mut EngineState, sess: &mut Session) {
+    sess.multi = None;
+    sess.multi_error = false;
+    if let Some(info) = &sess.info {
+        info.multi.store(-1, Ordering::Relaxed);
+    }
+    unwatch_session(st, sess);
 }
 
 /// Reports whether a key watched while alive has since expired (Redis `isWatchedKeyExpired`).

@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info};
 
 use super::handshake::Handshake;
-use super::ingest::{self, commit, prepare, Prepared, Verdict};
+use super::ingest::{self, commit, prepare, Due, Prepared, Verdict};
 use super::msgpack::{Scan, Scanner};
 use super::{ConnSlot, Forward};
 
@@ -158,17 +158,31 @@ impl Pipe {
     }
 }
 
-/// How long a closing connection waits for the fsync its held acks need.
+/// How long a closing connection waits for the fsync or the replica acks its held acks need.
 const SHUTDOWN_ACK_WAIT: Duration = Duration::from_secs(2);
 
-/// Moves the held acks the AOF has fsynced (up to `fsynced`) to the ones to write.
+/// Acks waiting for their condition, in request order.
+type Held = VecDeque<(Due, Vec<u8>, Instant)>;
+
+/// Reports whether an ack held for `due` may go out: the AOF is fsynced up to `fsynced`,
+/// replicas acked what `Repl` says.
+fn covered(fwd: &Forward, due: Due, fsynced: u64) -> bool {
+    match due {
+        Due::Now => true,
+        Due::Fsynced(o) => o <= fsynced,
+        Due::Replicated(o) => fwd.srv.repl.acked_at_least(o) >= fwd.cfg.ack_replicas,
+    }
+}
+
+/// Moves the held acks whose condition holds, from the front, to the ones to write.
 fn release(
-    held: &mut VecDeque<(u64, Vec<u8>, Instant)>,
+    fwd: &Forward,
+    held: &mut Held,
     fsynced: u64,
     acks: &mut Vec<u8>,
     times: &mut Vec<Instant>,
 ) {
-    while held.front().is_some_and(|h| h.0 <= fsynced) {
+    while held.front().is_some_and(|h| covered(fwd, h.0, fsynced)) {
         if let Some((_, a, at)) = held.pop_front() {
             acks.extend_from_slice(&a);
             times.push(at);
@@ -271,9 +285,11 @@ impl Conn {
         let mut refused = false;
         let mut acks = Vec::new();
         let mut times = Vec::new();
-        // Acks waiting for the AOF's fsync (`ack_after = "fsynced"`), in order.
-        let mut held: VecDeque<(u64, Vec<u8>, Instant)> = VecDeque::new();
+        // Acks waiting for the AOF's fsync (`ack_after = "fsynced"`) or for replicas
+        // (`"replicated"`), in order.
+        let mut held: Held = VecDeque::new();
         let mut fsynced = self.fwd.srv.aof.shared.fsynced.subscribe();
+        let mut acked = self.fwd.srv.repl.acked.subscribe();
         loop {
             if let Err(end) = self.cut_frames(&mut frames) {
                 return end;
@@ -283,7 +299,12 @@ impl Conn {
             if eof && pending == 0 && held.is_empty() {
                 return End::Closed;
             }
-            let head = held.front().map_or(u64::MAX, |h| h.0);
+            let head = held.front().map(|h| h.0);
+            let head_fsync = match head {
+                Some(Due::Fsynced(o)) => Some(o),
+                _ => None,
+            };
+            let head_replicated = matches!(head, Some(Due::Replicated(_)));
             let may_read =
                 !eof && !refused && pipe.queued_bytes.load(Ordering::Acquire) < MAX_QUEUED_BYTES;
             tokio::select! {
@@ -310,7 +331,7 @@ impl Conn {
                                 pending = pending.saturating_sub(1);
                                 match verdict {
                                     Verdict::Silent => {}
-                                    Verdict::Ack(a, due) if due > 0 || !held.is_empty() => {
+                                    Verdict::Ack(a, due) if due != Due::Now || !held.is_empty() => {
                                         held.push_back((due, a, at));
                                     }
                                     Verdict::Ack(a, _) => {
@@ -331,7 +352,8 @@ impl Conn {
                         }
                         next = rx.try_recv().ok();
                     }
-                    release(&mut held, self.fwd.srv.aof.fsynced(), &mut acks, &mut times);
+                    let fsynced_now = self.fwd.srv.aof.fsynced();
+                    release(&self.fwd, &mut held, fsynced_now, &mut acks, &mut times);
                     if self.write_acks(&mut acks, &mut times).await.is_err() {
                         return End::Closed;
                     }
@@ -348,25 +370,50 @@ impl Conn {
                     Err(end) => return end,
                 },
                 reached = async {
+                    let head = head_fsync.unwrap_or(u64::MAX);
                     fsynced.wait_for(|&o| o >= head).await.map_or(0, |o| *o)
-                }, if !held.is_empty() => {
-                    release(&mut held, reached, &mut acks, &mut times);
+                }, if head_fsync.is_some() => {
+                    release(&self.fwd, &mut held, reached, &mut acks, &mut times);
+                    if self.write_acks(&mut acks, &mut times).await.is_err() {
+                        return End::Closed;
+                    }
+                }
+                // A replica acked: the head may be covered now.
+                r = acked.changed(), if head_replicated => {
+                    if r.is_err() {
+                        return End::Shutdown;
+                    }
+                    let fsynced_now = self.fwd.srv.aof.fsynced();
+                    release(&self.fwd, &mut held, fsynced_now, &mut acks, &mut times);
                     if self.write_acks(&mut acks, &mut times).await.is_err() {
                         return End::Closed;
                     }
                 }
                 _ = shutdown.changed() => {
-                    // Acks whose records reach the disk in the final fsync window still
-                    // go out, so the sender does not resend what is stored.
-                    if !held.is_empty() {
-                        let last = held.back().map_or(0, |h| h.0);
-                        let mut marks = self.fwd.srv.aof.shared.fsynced.subscribe();
-                        let wait = marks.wait_for(|&o| o >= last);
-                        let reached = match tokio::time::timeout(SHUTDOWN_ACK_WAIT, wait).await {
-                            Ok(Ok(r)) => *r,
-                            _ => 0,
+                    // Acks whose records reach the disk in the final fsync window, or the
+                    // replicas shortly, still go out, so the sender does not resend what
+                    // is stored; the others are dropped (the sender resends them).
+                    if let Some(&(last, _, _)) = held.back() {
+                        let fwd = self.fwd.clone();
+                        let wait = async {
+                            while !covered(&fwd, last, fwd.srv.aof.fsynced()) {
+                                let gone = tokio::select! {
+                                    r = fsynced.changed() => r.is_err(),
+                                    r = acked.changed() => r.is_err(),
+                                };
+                                if gone {
+                                    break;
+                                }
+                            }
                         };
-                        release(&mut held, reached, &mut acks, &mut times);
+                        // No wait for replicas that are not there.
+                        let hopeless = matches!(last, Due::Replicated(_))
+                            && fwd.srv.repl.acked_at_least(0) < fwd.cfg.ack_replicas;
+                        if !hopeless {
+                            tokio::time::timeout(SHUTDOWN_ACK_WAIT, wait).await.ok();
+                        }
+                        let fsynced_now = fwd.srv.aof.fsynced();
+                        release(&fwd, &mut held, fsynced_now, &mut acks, &mut times);
                         self.write_acks(&mut acks, &mut times).await.ok();
                     }
                     return End::Shutdown;

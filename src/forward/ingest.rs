@@ -10,7 +10,16 @@
 //! - a resend of a chunk id stored within the dedup window: acked, not stored again;
 //! - a store that refuses for now (memory limit): no ack, and the connection stops
 //!   reading and retries the same request later (TCP back-pressure, not buffering);
-//! - a replica: no ack, the connection closes so the sender fails over to the master.
+//! - a replica: no ack, the connection closes so the sender fails over to the master;
+//! - too few good replicas (`min-replicas-to-write`): not stored, no ack, logged; the sender
+//!   resends after its ack timeout.
+//!
+//! When the ack goes out depends on `ack_after`: at once (`applied`), once the AOF is
+//! fsynced past the chunk (`fsynced`), or once `ack_replicas` replicas acked a write-stream
+//! offset at or past the chunk's end (`replicated`; the chunk is followed by a coalesced
+//! `REPLCONF GETACK *` so replicas answer within milliseconds). `replicated` waits for the
+//! replicas only, not for the local AOF as well: the records are then in the memory of
+//! `ack_replicas` other machines, which is what the policy promises.
 
 use bytes::Bytes;
 
@@ -26,10 +35,21 @@ use crate::config::AckAfter;
 pub enum Verdict {
     /// Nothing to write (no ack asked, or the request was dropped).
     Silent,
-    /// Write this ack once the AOF is fsynced up to the offset (0: at once).
-    Ack(Vec<u8>, u64),
+    /// Write this ack once its condition holds (in order behind earlier held acks).
+    Ack(Vec<u8>, Due),
     /// Close the connection, logging why.
     Close(String),
+}
+
+/// What an ack waits for before it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Nothing (`ack_after = "applied"`).
+    Now,
+    /// The AOF fsynced up to this AOF offset (`"fsynced"`).
+    Fsynced(u64),
+    /// `ack_replicas` online replicas acked this write-stream offset (`"replicated"`).
+    Replicated(u64),
 }
 
 /// A request decoded and mapped, waiting for its turn to be stored: connections prepare
@@ -72,7 +92,10 @@ fn prepare_inner(fwd: &Forward, frame: Bytes) -> Result<Batch, Verdict> {
         Err(e) => return Err(malformed(fwd, &e)),
     };
     m.chunks.inc();
-    let ack = |chunk: &Option<Bytes>| reply(fwd, chunk.as_deref(), aof_end(fwd));
+    let ack = |chunk: &Option<Bytes>| match chunk {
+        Some(id) => reply(fwd, Some(id), settled_due(fwd)),
+        None => Verdict::Silent,
+    };
     if req.options.fluent_signal != 0 {
         // Metrics, traces, blobs, profiles (v1.5): kura stores logs. Acked so the sender
         // does not resend forever; counted and logged so the loss is visible.
@@ -190,6 +213,11 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     {
         return Err(batch);
     }
+    // `min-replicas-to-write` (after MISCONF, as in Redis's checks): refused as RESP writes
+    // get -NOREPLICAS.
+    if !crate::replication::wait::enough_good_replicas(&fwd.srv) {
+        return Ok(no_replicas(fwd, &batch.tag));
+    }
     let Batch {
         tag,
         chunk,
@@ -204,19 +232,40 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
         Ok(d) => d,
         Err(p) => p.into_inner(),
     };
+    // Replicas are asked for an ack only for chunks that want one.
+    let replicated = fwd.cfg.ack_after == AckAfter::Replicated && chunk.is_some();
     if let Some(id) = &chunk {
-        if dedup.seen(tag, id, now_ms).is_some() {
+        if let Some(offset) = dedup.seen(tag, id, now_ms) {
             m.duplicates.inc();
-            // Stored before, maybe not yet fsynced: wait for everything appended so far.
-            return Ok(reply(fwd, Some(id), aof_end(fwd)));
+            let due = match fwd.cfg.ack_after {
+                // Stored before, maybe not yet fsynced: wait for everything appended so far.
+                AckAfter::Fsynced => fsynced_due(fwd, fwd.srv.aof.appended()),
+                // Stored before at `offset`: wait for the replicas to have it.
+                AckAfter::Replicated => {
+                    crate::replication::wait::request_acks(&mut fwd.srv.engine.lock().stream);
+                    replicated_due(fwd, offset)
+                }
+                AckAfter::Applied => Some(Due::Now),
+            };
+            return Ok(reply(fwd, Some(id), due));
         }
     }
     let records = mapped.records;
-    let (replies, offset, aof) = if mapped.commands.is_empty() {
-        (Vec::new(), 0, aof_end(fwd))
+    let applied = if mapped.commands.is_empty() {
+        None
     } else {
-        let a = execute_batch(&fwd.srv, Origin::Forward, db, mapped.commands);
-        (a.replies, a.offset, a.aof)
+        Some(execute_batch(
+            &fwd.srv,
+            Origin::Forward,
+            db,
+            mapped.commands,
+            replicated,
+        ))
+    };
+    let applied_any = applied.is_some();
+    let (replies, offset, aof) = match applied {
+        Some(a) => (a.replies, a.offset, a.aof),
+        None => (Vec::new(), 0, None),
     };
     if let Some(err) = replies.iter().find_map(|r| match r {
         Reply::Error(e) => Some(e),
@@ -234,6 +283,9 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
             m.rejected.with_label_values(&["readonly"]).inc();
             return Ok(Verdict::Close(text));
         }
+        if text.starts_with("NOREPLICAS") {
+            return Ok(no_replicas(fwd, tag));
+        }
         m.rejected.with_label_values(&["store_error"]).inc();
         fwd.warn(
             "store_error",
@@ -249,37 +301,98 @@ pub fn commit(fwd: &Forward, batch: Batch) -> Result<Verdict, Batch> {
     }
     drop(dedup);
     m.records.inc_by(records);
-    Ok(reply(fwd, chunk.as_deref(), aof))
+    let Some(id) = chunk.as_deref() else {
+        return Ok(Verdict::Silent);
+    };
+    let due = match (fwd.cfg.ack_after, applied_any) {
+        (_, false) => settled_due(fwd),
+        (AckAfter::Applied, true) => Some(Due::Now),
+        (AckAfter::Fsynced, true) => fsynced_due(fwd, aof),
+        (AckAfter::Replicated, true) => replicated_due(fwd, offset),
+    };
+    Ok(reply(fwd, Some(id), due))
 }
 
-/// Where the AOF ends now: what an ack that stored nothing new waits for. Looked up only
-/// when acks wait for the fsync (it takes the AOF's locks).
-fn aof_end(fwd: &Forward) -> Option<u64> {
-    if fwd.cfg.ack_after == AckAfter::Fsynced {
-        fwd.srv.aof.appended()
-    } else {
-        None
+/// Refuses a chunk while `min-replicas-to-write` is not met: counted, logged, no ack.
+fn no_replicas(fwd: &Forward, tag: &[u8]) -> Verdict {
+    fwd.srv
+        .metrics
+        .forward
+        .rejected
+        .with_label_values(&["noreplicas"])
+        .inc();
+    fwd.warn(
+        "noreplicas",
+        format_args!(
+            "cannot store a chunk of tag {:?}: not enough good replicas to write \
+             (min-replicas-to-write), not acked",
+            String::from_utf8_lossy(tag)
+        ),
+    );
+    Verdict::Silent
+}
+
+/// What the ack of a request that stored nothing new waits for: everything appended so far.
+fn settled_due(fwd: &Forward) -> Option<Due> {
+    match fwd.cfg.ack_after {
+        AckAfter::Applied => Some(Due::Now),
+        AckAfter::Fsynced => fsynced_due(fwd, fwd.srv.aof.appended()),
+        AckAfter::Replicated => {
+            let offset = {
+                let mut st = fwd.srv.engine.lock();
+                crate::replication::wait::request_acks(&mut st.stream);
+                st.stream.offset()
+            };
+            replicated_due(fwd, offset)
+        }
     }
 }
 
-/// The answer to a request that is done with: its ack (counted) when it asked for one,
-/// held until the AOF is fsynced past `aof` with `ack_after = "fsynced"`. Without an AOF
-/// running there is nothing to wait for that would make the chunk durable: no ack, so the
-/// sender keeps it and resends.
-fn reply(fwd: &Forward, chunk: Option<&[u8]>, aof: Option<u64>) -> Verdict {
-    let Some(id) = chunk else {
-        return Verdict::Silent;
-    };
-    let due = match (fwd.cfg.ack_after, aof) {
-        (AckAfter::Fsynced, Some(o)) => o,
-        (AckAfter::Fsynced, None) => {
+/// `ack_after = "fsynced"`: waits for the AOF past `aof`. Without an AOF running there is
+/// nothing to wait for that would make the chunk durable: no ack (`None`), so the sender
+/// keeps it and resends.
+fn fsynced_due(fwd: &Forward, aof: Option<u64>) -> Option<Due> {
+    match aof {
+        Some(o) => Some(Due::Fsynced(o)),
+        None => {
             fwd.warn(
                 "no_aof",
                 format_args!("ack_after = \"fsynced\" but the AOF is off: chunk not acked"),
             );
-            return Verdict::Silent;
+            None
         }
-        _ => 0,
+    }
+}
+
+/// `ack_after = "replicated"`: waits for `ack_replicas` replicas to ack `offset`. With fewer
+/// replicas online the ack waits all the same (the sender resends after its ack timeout, and
+/// the resend is acked once replicas have the chunk); that is logged once until enough
+/// replicas are back.
+fn replicated_due(fwd: &Forward, offset: u64) -> Option<Due> {
+    let online = fwd.srv.repl.acked_at_least(0);
+    let short = online < fwd.cfg.ack_replicas;
+    if short
+        && !fwd
+            .replicas_short
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            "ack_after = \"replicated\" needs {} replica(s) online, {online} are: forward \
+             acks wait until enough replicas have the chunks",
+            fwd.cfg.ack_replicas
+        );
+    } else if !short {
+        fwd.replicas_short
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+    Some(Due::Replicated(offset))
+}
+
+/// The answer to a request that is done with: its ack (counted) when it asked for one,
+/// held until `due`; no ack when there is nothing to wait for (`None`).
+fn reply(fwd: &Forward, chunk: Option<&[u8]>, due: Option<Due>) -> Verdict {
+    let (Some(id), Some(due)) = (chunk, due) else {
+        return Verdict::Silent;
     };
     fwd.srv.metrics.forward.acks.inc();
     Verdict::Ack(ack::ack_bytes(id), due)

@@ -26,7 +26,7 @@ mod tests_robust;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,9 @@ pub struct Forward {
     pub seq: Sequence,
     /// Open connections, for `max_connections`.
     conns: AtomicUsize,
+    /// `ack_after = "replicated"` lacks replicas and that was logged (logged again once
+    /// replicas came back and went).
+    pub replicas_short: AtomicBool,
     /// When each kind of warning was last logged, and how many were held back since.
     log_times: Mutex<HashMap<&'static str, (Instant, u64)>>,
 }
@@ -86,6 +89,7 @@ impl Forward {
             router,
             seq: Sequence::default(),
             conns: AtomicUsize::new(0),
+            replicas_short: AtomicBool::new(false),
             log_times: Mutex::new(HashMap::new()),
             srv,
             cfg,

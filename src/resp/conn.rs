@@ -440,13 +440,34 @@ impl Conn {
             return Err(close);
         }
         let deadline = block.timeout.map(|t| Instant::now() + t);
+        // WAIT re-counts on every replica ACK. An ACK that came between WAIT's count and the
+        // subscription would go unnoticed until the next one: count once more first.
+        let mut acked = block.acks.map(|_| self.srv.repl.acked.subscribe());
+        if let Some(n) = block.acks.and_then(|a| a.reached(&self.srv)) {
+            self.unblock(block.waiter);
+            return Ok(Reply::Int(n));
+        }
         // Set when the client must go (killed, shutdown) rather than time out.
         let mut leaving = self.leaving(shutdown);
         while leaving.is_none() {
             let sleep = tokio::time::sleep_until(deadline.unwrap_or_else(far_future));
             tokio::select! {
                 r = &mut block.rx => {
-                    return Ok(r.unwrap_or(block.timeout_reply));
+                    // Withdrawn without a reply (CLIENT UNBLOCK): answered as on timeout.
+                    return Ok(r.unwrap_or_else(|_| self.timeout_reply(&block)));
+                }
+                changed = async {
+                    match acked.as_mut() {
+                        Some(rx) => rx.changed().await.is_ok(),
+                        None => std::future::pending().await,
+                    }
+                }, if acked.is_some() => {
+                    if !changed {
+                        acked = None;
+                    } else if let Some(n) = block.acks.and_then(|a| a.reached(&self.srv)) {
+                        self.unblock(block.waiter);
+                        return Ok(Reply::Int(n));
+                    }
                 }
                 _ = sleep, if deadline.is_some() => break,
                 // A blocked RESP3 subscriber still receives its messages meanwhile.
@@ -483,7 +504,16 @@ impl Conn {
             (Ok(r), _) => Ok(r),
             // Killed or shutting down: Redis frees a blocked client without a reply.
             (Err(_), Some(close)) => Err(close),
-            (Err(_), None) => Ok(block.timeout_reply),
+            (Err(_), None) => Ok(self.timeout_reply(&block)),
+        }
+    }
+
+    /// Returns a blocked command's reply at its timeout: WAIT's is the count of replicas
+    /// that acked by then (Redis `replyToBlockedClientTimedOut`).
+    fn timeout_reply(&self, block: &BlockRequest) -> Reply {
+        match block.acks {
+            Some(a) => Reply::Int(a.count(&self.srv)),
+            None => block.timeout_reply.clone(),
         }
     }
 

@@ -30,3 +30,4 @@ mod rdb_load;
 mod replica;
 mod server;
 mod smoke;
+mod wait;
