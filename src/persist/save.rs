@@ -83,6 +83,16 @@ impl Default for SaveStatus {
     }
 }
 
+impl SaveStatus {
+    /// Records what a load put in and dropped (`rdb_last_load_keys_loaded` / `_expired`).
+    pub fn record_load(&self, loaded: &super::rdb::load::Loaded) {
+        self.last_load_loaded
+            .store(loaded.keys_loaded, Ordering::Relaxed);
+        self.last_load_expired
+            .store(loaded.keys_expired, Ordering::Relaxed);
+    }
+}
+
 /// What a save works from: the snapshot and where the stream stood.
 pub struct SavePoint {
     /// The data.
@@ -447,11 +457,6 @@ fn read_dump(srv: &ServerState) -> Result<Option<super::rdb::load::Loaded>, Load
         "DB loaded from disk: {:.3} seconds",
         started.elapsed().as_secs_f64()
     );
-    srv.save
-        .last_load_loaded
-        .store(loaded.keys_loaded, Ordering::Relaxed);
-    srv.save
-        .last_load_expired
-        .store(loaded.keys_expired, Ordering::Relaxed);
+    srv.save.record_load(&loaded);
     Ok(Some(loaded))
 }

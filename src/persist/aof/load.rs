@@ -18,7 +18,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -468,12 +467,7 @@ fn load_rdb(
             preamble,
             source,
         })?;
-    srv.save
-        .last_load_loaded
-        .store(loaded.keys_loaded, Ordering::Relaxed);
-    srv.save
-        .last_load_expired
-        .store(loaded.keys_expired, Ordering::Relaxed);
+    srv.save.record_load(&loaded);
     {
         let mut st = srv.engine.lock();
         if st.ks.dbs.iter().any(|d| !d.is_empty()) {

@@ -14,7 +14,6 @@
 //! over `dbfilename` only once it has loaded.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -328,12 +327,7 @@ fn load_and_swap(
         .and_then(|d| usize::try_from(d).ok())
         .filter(|d| *d < databases)
         .unwrap_or(0);
-    srv.save
-        .last_load_loaded
-        .store(loaded.keys_loaded, Ordering::Relaxed);
-    srv.save
-        .last_load_expired
-        .store(loaded.keys_expired, Ordering::Relaxed);
+    srv.save.record_load(&loaded);
     let mut st = srv.engine.lock();
     let mut f = lock_follower(srv);
     if f.epoch != epoch {

@@ -382,7 +382,13 @@ fn rdb_base_then_incr_and_an_old_style_preamble_upgraded() {
     assert_eq!(f.data(), expected);
     assert_eq!(loaded.base_size, rdb.len() as u64);
     assert_eq!(loaded.total_size, (rdb.len() + tail.len()) as u64);
-    assert_eq!(f.srv.save.last_load_loaded.load(Ordering::Relaxed), 4);
+    assert_eq!(
+        f.srv
+            .save
+            .last_load_loaded
+            .load(std::sync::atomic::Ordering::Relaxed),
+        4
+    );
 
     // 6.2 layout: <dir>/appendonly.aof = RDB preamble + command tail, no directory.
     let f = Fixture::new(|_| {});
