@@ -28,17 +28,7 @@ done
 cd "$(dirname "$0")/.."
 [ "$PROFILE" = release ] && cargo build --release --quiet --bin kura
 KURA=target/$PROFILE/kura
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 600); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+. benches/common.sh
 wait_loaded() { for _ in $(seq 6000); do redis-cli -p "$1" info persistence 2>/dev/null | grep -q '^loading:0' && return 0; sleep 0.05; done; return 1; }
 
 python3 - "$RECORDS" "$HASHES" >"$WORK/data.resp" <<'PY'

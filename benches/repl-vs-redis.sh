@@ -32,17 +32,7 @@ done
 cd "$(dirname "$0")/.."
 [ "$PROFILE" = release ] && cargo build --release --quiet --bins
 BIN=target/$PROFILE
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+. benches/common.sh
 rps() { redis-benchmark -p "$1" -c 50 -P 16 -n "$REQUESTS" -t "$2" --csv | tail -1 | cut -d, -f2 | tr -d '"'; }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 

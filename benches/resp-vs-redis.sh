@@ -44,30 +44,7 @@ for tool in redis-server redis-cli redis-benchmark python3; do
     command -v "$tool" >/dev/null || { echo "$tool is required" >&2; exit 1; }
 done
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-    local port=$1
-    for _ in $(seq 1 300); do
-        redis-cli -p "$port" PING >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "nothing answers on port $port" >&2
-    exit 1
-}
+. benches/common.sh
 
 if [ "$PROFILE" = release ]; then
     echo "building kura --release ..." >&2

@@ -55,6 +55,15 @@ impl Ids {
         self.second_offset = offset as i64 + 1;
     }
 
+    /// Takes `replid` as the only history, with no secondary id: a new backlog, a full
+    /// sync from a master, a restored replica (Redis `changeReplicationId` +
+    /// `clearReplicationId2`).
+    pub fn adopt(&mut self, replid: String) {
+        self.replid = replid;
+        self.replid2 = NO_REPLID.into();
+        self.second_offset = -1;
+    }
+
     /// Reports whether `PSYNC <id> <offset>` names this node's history (Redis
     /// `masterTryPartialResynchronization`: the current id, or the previous one up to
     /// `second_repl_offset`).

@@ -61,6 +61,8 @@ struct Link {
     name: String,
     limit: OutputLimitState,
     acked: bool,
+    /// Paces the output-limit checks while a write waits on the socket.
+    write_tick: tokio::time::Interval,
 }
 
 /// Serves a connection that sent SYNC/PSYNC, until the replica goes away.
@@ -102,6 +104,7 @@ pub async fn serve(
         name: name.clone(),
         limit: OutputLimitState::default(),
         acked: false,
+        write_tick: tokio::time::interval(TICK),
     };
     let end = link.run(&req, shutdown).await;
     reader.abort();
@@ -252,9 +255,7 @@ impl Link {
         }
         st.stream.activate();
         if let Ok(mut ids) = self.srv.repl.ids.lock() {
-            ids.replid = new_replid();
-            ids.replid2 = crate::replication::state::NO_REPLID.into();
-            ids.second_offset = -1;
+            ids.adopt(new_replid());
             info!(
                 "Replication backlog created, my new replication IDs are '{}' and '{}'",
                 ids.replid, ids.replid2
@@ -528,11 +529,11 @@ impl Link {
         over
     }
 
-    /// Writes to the replica, checking its output limit, kills and shutdown meanwhile: a
-    /// replica that stops reading must not hold the master's memory or its exit.
+    /// Writes to the replica. While the socket makes it wait, the output limit is checked
+    /// every [`TICK`] and kills are seen: a replica that stops reading must not hold the
+    /// master's memory. A write that completes at once needs no check (the replica keeps up).
     async fn write(&mut self, data: &[u8]) -> Result<(), End> {
-        let mut tick = tokio::time::interval(TICK);
-        tick.tick().await;
+        self.write_tick.reset();
         let info = self.info.clone();
         let mut written = 0;
         while written < data.len() {
@@ -545,7 +546,7 @@ impl Link {
                         self.srv.net.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
                     }
                 },
-                _ = tick.tick() => {
+                _ = self.write_tick.tick() => {
                     if self.over_limit() {
                         return Err(End::Dropped);
                     }
@@ -553,7 +554,7 @@ impl Link {
                 _ = info.kill_notify.notified() => return Err(End::Dropped),
             }
         }
-        if self.info.killed.load(Ordering::SeqCst) || self.over_limit() {
+        if self.info.killed.load(Ordering::SeqCst) {
             return Err(End::Dropped);
         }
         Ok(())
@@ -584,9 +585,7 @@ pub fn cron(srv: &ServerState) {
         if st.stream.is_active() {
             st.stream.deactivate();
             if let Ok(mut ids) = srv.repl.ids.lock() {
-                ids.replid = new_replid();
-                ids.replid2 = crate::replication::state::NO_REPLID.into();
-                ids.second_offset = -1;
+                ids.adopt(new_replid());
             }
             info!("Replication backlog freed after {ttl} seconds without connected replicas.");
         }

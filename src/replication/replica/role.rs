@@ -13,7 +13,7 @@ use tracing::info;
 use super::link;
 use crate::cmd::exec::EngineState;
 use crate::cmd::Reply;
-use crate::replication::state::{MasterLink, NO_REPLID};
+use crate::replication::state::MasterLink;
 use crate::state::ServerState;
 
 /// What a client blocked on a list gets when the server turns replica (Redis
@@ -139,9 +139,7 @@ pub fn restore_ids(srv: &ServerState, st: &mut EngineState, repl: Option<(String
     let offset = offset as u64;
     let mut ids = srv.repl.ids.lock().unwrap_or_else(|p| p.into_inner());
     if st.is_replica {
-        ids.replid = id;
-        ids.replid2 = NO_REPLID.into();
-        ids.second_offset = -1;
+        ids.adopt(id);
         drop(ids);
         st.stream.reset(offset);
         let mut f = lock_follower(srv);

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use super::conn::{io_text, LinkError, MasterConn};
 use super::role::{disconnect_replicas, lock_follower};
 use crate::persist::rdb::load::{load, LoadOpts};
-use crate::replication::state::{LinkState, NO_REPLID};
+use crate::replication::state::LinkState;
 use crate::state::ServerState;
 
 /// The timeout text while the payload is awaited or read.
@@ -343,9 +343,7 @@ fn load_and_swap(
     st.stream.reset(target.offset);
     {
         let mut ids = srv.repl.ids.lock().unwrap_or_else(|p| p.into_inner());
-        ids.replid = target.replid.clone();
-        ids.replid2 = NO_REPLID.into();
-        ids.second_offset = -1;
+        ids.adopt(target.replid.clone());
     }
     f.master_db = db;
     f.cached = false;
