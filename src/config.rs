@@ -132,6 +132,12 @@ pub struct HttpConfig {
     pub port: u16,
     /// Bearer token; empty disables auth.
     pub token: String,
+    /// Seconds a request may take to produce its response head (a `/backup` body then
+    /// streams for as long as it needs).
+    pub request_timeout: u64,
+    /// Requests served at once; more wait their turn (a scraper storm cannot starve the
+    /// store of CPU).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for HttpConfig {
@@ -140,6 +146,8 @@ impl Default for HttpConfig {
             bind: "127.0.0.1".into(),
             port: 9121,
             token: String::new(),
+            request_timeout: 30,
+            max_concurrent_requests: 64,
         }
     }
 }
@@ -1169,6 +1177,20 @@ pub static PARAMS: &[Param] = &[
         .http
         .token =
         v.to_string()),
+    param!(
+        "http.request_timeout",
+        Immutable,
+        Int,
+        |c| c.http.request_timeout.to_string(),
+        |c, v| c.http.request_timeout = fit(int_in(v, 1, INT_MAX)?)?
+    ),
+    param!(
+        "http.max_concurrent_requests",
+        Immutable,
+        Int,
+        |c| c.http.max_concurrent_requests.to_string(),
+        |c, v| c.http.max_concurrent_requests = fit(int_in(v, 1, 65535)?)?
+    ),
 ];
 
 /// Old names Redis still accepts for a setting, each listed by `CONFIG GET *` as well

@@ -26,8 +26,9 @@ pub async fn run(state: Arc<ServerState>, _drain: mpsc::Sender<()>) {
         {
             let mut st = state.engine.lock();
             let commands = st.stats.total_commands_processed;
+            let records = st.stats.resp_records + state.metrics.forward.records.get();
             st.tracking
-                .sample(state.clock.now_ms(), commands, &state.net);
+                .sample(state.clock.now_ms(), commands, records, &state.net);
         }
         active_expire_cycle(&state, Duration::from_micros(250_000 / hz as u64));
         crate::persist::save::cron(&state);

@@ -12,6 +12,7 @@
 //! - [`cmd`]: the command table, the one write path (`cmd::exec`), handlers by type.
 //! - [`store`]: the keyspace with copy-on-write shards and chunked lists (cheap snapshots).
 //! - [`replication`]: the ordered write stream (its byte count is the replication offset).
+//! - [`http`]: the HTTP door (Prometheus metrics, backups, health).
 //!
 //! Data flow: bytes → `resp::decode` → argv → `cmd::exec::execute` (checks, handler under the
 //! engine lock, append to the write stream) → `Reply` → `resp::encode` → bytes.
@@ -21,6 +22,7 @@ pub mod cmd;
 pub mod config;
 pub mod cron;
 pub mod forward;
+pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod persist;

@@ -42,6 +42,8 @@ pub struct Metrics {
     pub registry: Registry,
     /// The forward door's families.
     pub forward: ForwardMetrics,
+    /// Seconds each background save took, successful or not (INFO keeps only the last).
+    pub bgsave_duration: Histogram,
 }
 
 /// Reasons `kura_forward_decode_errors_total` is labelled with: the closed set of
@@ -165,7 +167,24 @@ impl Metrics {
                 ),
             ),
         };
-        Metrics { registry, forward }
+        let bgsave_duration = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "kura_bgsave_duration_seconds",
+                    "Seconds each background save (BGSAVE, save points) took.",
+                )
+                .buckets(vec![
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                    600.0,
+                ]),
+            ),
+        );
+        Metrics {
+            registry,
+            forward,
+            bgsave_duration,
+        }
     }
 }
 

@@ -31,6 +31,9 @@ pub enum StartError {
     /// The forward door could not start.
     #[error(transparent)]
     Forward(#[from] crate::forward::ForwardError),
+    /// The HTTP door could not start.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -53,6 +56,8 @@ pub struct RunningServer {
     /// Where the forward door listens (TCP, and UDP heartbeats on the same port);
     /// `None` when `[forward] bind` is empty.
     pub forward_addr: Option<SocketAddr>,
+    /// Where the HTTP door listens; `None` when `[http] bind` is empty.
+    pub http_addr: Option<SocketAddr>,
     /// Shared state, for tests and the other doors.
     pub state: Arc<ServerState>,
     shutdown_rx: watch::Receiver<bool>,
@@ -109,6 +114,9 @@ impl Server {
         if let Some(addr) = forward_addr {
             info!(%addr, "forward door listening tcp and udp");
         }
+        // Before the load: /healthz and /readyz answer while a large dump loads.
+        let http_addr =
+            crate::http::start(state.clone(), config.http.clone(), drain_tx.clone()).await?;
         if appendonly {
             // With `appendonly yes` the AOF is the data (Redis `loadDataFromDisk`); dump.rdb
             // is read only when there is no AOF at all.
@@ -174,6 +182,7 @@ impl Server {
             resp_addr: resp_addrs[0],
             resp_addrs,
             forward_addr,
+            http_addr,
             state,
             shutdown_rx,
             drain_rx,

@@ -53,6 +53,9 @@ pub struct EngineStats {
     pub total_commands_processed: u64,
     /// Error replies sent.
     pub total_error_replies: u64,
+    /// Records RESP clients stored: list elements pushed and hashes written (what
+    /// fluent-plugin-redis and list-mode outputs send), for the ingest rate by door.
+    pub resp_records: u64,
 }
 
 /// The clients watching one key: (client id, its dirty flag).
@@ -635,6 +638,9 @@ pub fn run_locked(
     {
         st.tracking.record(name, usec);
     }
+    if sess.origin == Origin::Client && !matches!(reply, Reply::Error(_)) {
+        st.stats.resp_records += records_in(spec.name, argv.len());
+    }
     let stat = st.cmdstats.entry(name).or_default();
     stat.calls += 1;
     stat.usec += usec;
@@ -645,6 +651,16 @@ pub fn run_locked(
     }
     srv.after_command(sess, spec, &argv, usec);
     Outcome { reply, block }
+}
+
+/// Counts the log records a successful RESP write stored: one per pushed list element, one
+/// per hash written. Other writes are not records of a log shipper.
+fn records_in(command: &str, argc: usize) -> u64 {
+    match command {
+        "rpush" | "lpush" | "rpushx" | "lpushx" => argc.saturating_sub(2) as u64,
+        "hset" | "hmset" | "hsetnx" => 1,
+        _ => 0,
+    }
 }
 
 /// What a batch from a non-client door did, and where it left the write stream and the

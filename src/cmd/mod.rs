@@ -40,4 +40,6 @@ pub enum Origin {
     Master,
     /// Replay of the AOF at start.
     AofLoad,
+    /// The HTTP door (`POST /bgsave`): admin commands, never data writes.
+    Http,
 }

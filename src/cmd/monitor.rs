@@ -173,6 +173,7 @@ fn peer(srv: &ServerState, sess: &Session) -> String {
         Origin::Master => srv
             .with_config(|c| c.replicaof.clone())
             .map_or_else(|| "master".into(), |(h, p)| format!("{h}:{p}")),
+        Origin::Http => "http".into(),
         // Not a socket client, like Redis's `[0 lua]`.
         _ => "forward".into(),
     }

@@ -286,7 +286,9 @@ pub fn start_bgsave(srv: &Arc<ServerState>, point: SavePoint) -> bool {
             let srv = worker;
             let started = Instant::now();
             let result = write_file(&srv, &dump_path(&srv), &point);
-            let secs = started.elapsed().as_secs() as i64;
+            let took = started.elapsed();
+            srv.metrics.bgsave_duration.observe(took.as_secs_f64());
+            let secs = took.as_secs() as i64;
             match result {
                 Ok((bytes, written)) => {
                     finish(&srv, &mut srv.engine.lock(), point.dirty, bytes);

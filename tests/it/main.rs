@@ -18,6 +18,7 @@ mod fluentd_configs;
 mod forward;
 mod glob;
 mod hashmem;
+mod http;
 mod keys;
 mod lifecycle;
 mod lists;

@@ -18,6 +18,8 @@ pub struct Kura {
     pub addr: SocketAddr,
     /// Forward door address (TCP, and UDP heartbeats on the same port).
     pub forward: SocketAddr,
+    /// HTTP door address (`None` when a test turned the door off).
+    pub http: Option<SocketAddr>,
     /// Shared state (clock, engine) for white-box checks.
     pub state: Arc<ServerState>,
     runtime: Option<tokio::runtime::Runtime>,
@@ -35,6 +37,7 @@ impl Kura {
             ..Config::default()
         };
         cfg.forward.port = 0;
+        cfg.http.port = 0;
         tweak(&mut cfg);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -44,6 +47,7 @@ impl Kura {
         let running = runtime.block_on(Server::start(cfg)).expect("kura starts");
         let addr = running.resp_addr;
         let forward = running.forward_addr.unwrap_or(addr);
+        let http = running.http_addr;
         let state = running.state.clone();
         // Keep the handle alive inside the runtime so the drain channel stays open.
         runtime.spawn(async move {
@@ -54,6 +58,7 @@ impl Kura {
         Kura {
             addr,
             forward,
+            http,
             state,
             runtime: Some(runtime),
             _dir: dir,
@@ -675,5 +680,73 @@ pub fn bulks(r: Resp) -> Vec<Vec<u8>> {
             })
             .collect(),
         other => panic!("not an array: {other:?}"),
+    }
+}
+
+/// An HTTP answer read by [`http`].
+#[derive(Debug)]
+pub struct HttpReply {
+    /// Status code.
+    pub status: u16,
+    /// Header lines, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// The whole body.
+    pub body: Vec<u8>,
+}
+
+impl HttpReply {
+    /// Returns header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Returns the body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Parses the body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends one HTTP/1.0 request (the server closes after the answer, so the body is simply
+/// everything until EOF, whatever its length or framing) and reads the answer.
+pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpReply {
+    let mut s = TcpStream::connect(addr).expect("connect to the http door");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send the request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read the answer");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
     }
 }

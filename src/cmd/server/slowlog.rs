@@ -293,6 +293,20 @@ impl Histogram {
         0
     }
 
+    /// Returns how many values were recorded.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Returns how many recorded values were at most `ns` (to the bucket's resolution): the
+    /// cumulative counts of a Prometheus histogram's `le` buckets.
+    pub fn count_at_most(&self, ns: u64) -> u64 {
+        self.buckets()
+            .take_while(|(low, _)| highest_equivalent(*low) <= ns)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Iterates the non-empty buckets as (lowest value, count), in value order.
     fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.counts
@@ -385,12 +399,21 @@ pub struct Tracking {
     ops: Rates,
     input: Rates,
     output: Rates,
+    ingest: Rates,
 }
 
 impl Tracking {
-    /// Takes a rate sample if 100 ms passed since the last one.
-    pub fn sample(&mut self, now_ms: i64, commands: u64, net: &crate::state::NetStats) {
+    /// Takes a rate sample if 100 ms passed since the last one; `records` counts the log
+    /// records stored by every door.
+    pub fn sample(
+        &mut self,
+        now_ms: i64,
+        commands: u64,
+        records: u64,
+        net: &crate::state::NetStats,
+    ) {
         self.ops.sample(now_ms, commands);
+        self.ingest.sample(now_ms, records);
         self.input
             .sample(now_ms, net.net_input_bytes.load(Ordering::Relaxed));
         self.output
@@ -400,6 +423,11 @@ impl Tracking {
     /// Returns (ops/sec, input bytes/sec, output bytes/sec).
     pub fn rates(&self) -> (u64, u64, u64) {
         (self.ops.value(), self.input.value(), self.output.value())
+    }
+
+    /// Returns the records stored per second, over the last 1.6 s.
+    pub fn ingest_rate(&self) -> u64 {
+        self.ingest.value()
     }
 
     /// Returns each command's latency histogram, by name.
