@@ -31,27 +31,8 @@ KURA=target/$PROFILE/kura
 . benches/common.sh
 wait_loaded() { for _ in $(seq 6000); do redis-cli -p "$1" info persistence 2>/dev/null | grep -q '^loading:0' && return 0; sleep 0.05; done; return 1; }
 
-python3 - "$RECORDS" "$HASHES" >"$WORK/data.resp" <<'PY'
-import sys
-records, hashes = int(sys.argv[1]), int(sys.argv[2])
-out = sys.stdout.buffer
-def cmd(*args):
-    out.write(b"*%d\r\n" % len(args))
-    for a in args:
-        out.write(b"$%d\r\n%s\r\n" % (len(a), a))
-batch = 100
-for i in range(0, records, batch):
-    key = b"logs:app%d" % (i // batch % 100)
-    vals = [b'{"host":"10.0.%d.%d","path":"/api/v1/items/%d","status":200,"bytes":%d,"agent":"Mozilla/5.0 (X11; Linux x86_64) kura-bench","time":1764000000.%06d}' % (j % 256, j % 200, j, j * 7 % 100000, j % 1000000) for j in range(i, min(i + batch, records))]
-    cmd(b"RPUSH", key, *vals)
-for h in range(hashes):
-    cmd(b"HSET", b"rec:%d" % h, b"level", b"info", b"host", b"web-%d" % (h % 50), b"code", b"%d" % (200 + h % 300), b"msg", b"request served")
-PY
+log_dataset "$RECORDS" "$HASHES" >"$WORK/data.resp"
 
-p99() { # RPUSH p99 latency in ms from redis-benchmark's CSV
-    redis-benchmark -p "$1" -t rpush -n 300000 -c 20 -P 1 --csv 2>/dev/null |
-        awk -F'","' '/RPUSH/{gsub(/"/,"",$7); print $7}'
-}
 
 run_case() { # name binary args...
     local name=$1; shift

@@ -1716,6 +1716,51 @@ mod tests {
         }
     }
 
+    /// README's configuration reference: one row per setting, in the order of `PARAMS`,
+    /// with the default `CONFIG GET` shows and whether `CONFIG SET` may change it.
+    #[test]
+    fn readme_reference_lists_every_setting_with_its_default() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("<!-- config-reference:start -->")
+            .nth(1)
+            .and_then(|t| t.split("<!-- config-reference:end -->").next())
+            .expect("README has the config-reference markers");
+        let rows: Vec<(String, String, String)> = table
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').split(" | ").collect();
+                let unquote = |c: &str| c.trim().trim_matches('`').to_string();
+                (
+                    unquote(cells[0]),
+                    unquote(cells[1]),
+                    cells[2].trim().to_string(),
+                )
+            })
+            .collect();
+        let defaults = Config::default();
+        let expected: Vec<(String, String, String)> = PARAMS
+            .iter()
+            .map(|p| {
+                let run_time = match p.mode {
+                    Mode::Mutable => "yes",
+                    Mode::Immutable | Mode::Protected => "no",
+                };
+                (p.name.to_string(), (p.get)(&defaults), run_time.to_string())
+            })
+            .collect();
+        if rows != expected {
+            let mut want = String::new();
+            for (n, d, m) in &expected {
+                want.push_str(&format!("| `{n}` | `{d}` | {m} | |\n"));
+            }
+            panic!(
+                "README's configuration reference differs from the code; rows expected:\n{want}"
+            );
+        }
+    }
+
     #[test]
     fn unknown_keys_are_named() {
         let mut cfg = Config::default();
