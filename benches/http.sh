@@ -108,7 +108,7 @@ start_kura
 redis-benchmark -p "$kp" -t set,get,rpush,lpush,hset -n 20000 -q >/dev/null
 urls=(); for _ in $(seq 500); do urls+=("http://127.0.0.1:$hp/metrics"); done
 c0=$(cpu_ticks "$kpid"); t0=$(date +%s.%N)
-curl -s -o /dev/null "${urls[@]}"
+curl -s "${urls[@]}" >/dev/null
 c1=$(cpu_ticks "$kpid"); t1=$(date +%s.%N)
 size=$(curl -s "http://127.0.0.1:$hp/metrics" | wc -c)
 python3 - "$rate0" "$rate1" "$c0" "$c1" "$tick_hz" "$t0" "$t1" "$size" <<'PY'

@@ -628,7 +628,8 @@ pub fn run_locked(
     if sess.mark.is_some() {
         sess.mark = Some(end);
     }
-    let usec = end.saturating_duration_since(start).as_micros() as u64;
+    let took = end.saturating_duration_since(start);
+    let usec = took.as_micros() as u64;
     st.stats.total_commands_processed += 1;
     let name = full_name(spec, &argv);
     if srv
@@ -636,7 +637,7 @@ pub fn run_locked(
         .latency_tracking
         .load(std::sync::atomic::Ordering::Relaxed)
     {
-        st.tracking.record(name, usec);
+        st.tracking.record(name, took.as_nanos() as u64);
     }
     if sess.origin == Origin::Client && !matches!(reply, Reply::Error(_)) {
         st.stats.resp_records += records_in(spec.name, argv.len());

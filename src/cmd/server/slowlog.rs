@@ -75,12 +75,10 @@ impl SlowLog {
 }
 
 impl Tracking {
-    /// Adds one call's latency to its command's histogram (`updateCommandLatencyHistogram`).
-    pub fn record(&mut self, name: &'static str, usec: u64) {
-        self.latency
-            .entry(name)
-            .or_default()
-            .record(usec.saturating_mul(1000));
+    /// Adds one call's latency to its command's histogram (`updateCommandLatencyHistogram`,
+    /// in nanoseconds as Redis records them: sub-microsecond commands keep their values).
+    pub fn record(&mut self, name: &'static str, ns: u64) {
+        self.latency.entry(name).or_default().record(ns);
     }
 }
 
