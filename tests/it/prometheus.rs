@@ -310,7 +310,7 @@ impl Scraped {
 }
 
 #[test]
-fn dashboard_763_series_are_scraped_from_both_kuras() {
+fn dashboard_763_series_are_scraped_and_every_panel_query_parses() {
     let Some(s) = Scraped::start() else {
         return;
     };
@@ -326,6 +326,16 @@ fn dashboard_763_series_are_scraped_from_both_kuras() {
         "dashboard 763 series missing:\n  {}",
         missing.join("\n  ")
     );
+    // Whatever the endpoint serves, Prometheus accepts every panel query of ours.
+    let invalid: Vec<String> = panel_queries()
+        .iter()
+        .filter_map(|q| {
+            let expr = substitute(&q.expr);
+            let e = s.prom.query(&expr).err()?;
+            Some(format!("{} / {}: {e}: {expr}", q.dashboard, q.panel))
+        })
+        .collect();
+    assert!(invalid.is_empty(), "{invalid:#?}");
 }
 
 #[test]
