@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::exporter::{master_and_replica, traffic, wait_acked, Exporter};
+use crate::exporter::{master_and_replica, traffic, wait_acked};
 use crate::replica::wait_synced;
 use crate::support::{free_port, http_get, need_program, url_encode, wait_until, Kura};
 
@@ -237,35 +237,15 @@ fn substitute(expr: &str) -> String {
 
 // ---- WHAT PROMETHEUS SCRAPES ----
 
-/// Keeps a scrape endpoint for one kura serving.
-struct Endpoint {
-    addr: SocketAddr,
-    _exporter: Exporter,
+/// Returns where `kura` serves `GET /metrics` (its HTTP door, on a free port in tests).
+fn metrics_addr(kura: &Kura) -> SocketAddr {
+    kura.http.expect("the test kura serves HTTP")
 }
 
-/// Returns the endpoint Prometheus scrapes for `kura`.
-///
-/// Until the HTTP door serves `GET /metrics`, that is the real redis_exporter pointed at
-/// kura's RESP port, which yields the `redis_*` series but none of kura's own.
-fn endpoint(kura: &Kura) -> Option<Endpoint> {
-    let exporter = Exporter::start(kura.addr)?;
-    Some(Endpoint {
-        addr: exporter.addr,
-        _exporter: exporter,
-    })
-}
-
-/// Returns a `/metrics` body for promtool: kura's own registry as the text format, plus the
-/// `redis_*` families the exporter derives from kura's INFO.
-fn metrics_body(kura: &Kura, ep: &Endpoint) -> String {
-    let mut body = String::new();
-    let families = kura.state.metrics.registry.gather();
-    prometheus::TextEncoder::new()
-        .encode_utf8(&families, &mut body)
-        .unwrap();
-    let (status, scraped) = http_get(ep.addr, "/metrics").unwrap();
-    assert_eq!(status, 200, "{scraped}");
-    body.push_str(&scraped);
+/// Returns `kura`'s `/metrics` body.
+fn metrics_body(kura: &Kura) -> String {
+    let (status, body) = http_get(metrics_addr(kura), "/metrics").unwrap();
+    assert_eq!(status, 200, "{body}");
     body
 }
 
@@ -277,7 +257,6 @@ struct Scraped {
     prom: Prometheus,
     /// The `instance` labels of the two kuras.
     want: BTreeSet<String>,
-    _endpoints: [Endpoint; 2],
     _kuras: [Kura; 2],
 }
 
@@ -288,10 +267,9 @@ impl Scraped {
         traffic(&master);
         wait_synced(&mut replica.client(), &mut master.client());
         wait_acked(&mut master.client());
-        let m = endpoint(&master)?;
-        let r = endpoint(&replica)?;
-        let prom = Prometheus::start(&[m.addr, r.addr])?;
-        let want: BTreeSet<String> = [m.addr, r.addr].iter().map(|a| a.to_string()).collect();
+        let targets = [metrics_addr(&master), metrics_addr(&replica)];
+        let prom = Prometheus::start(&targets)?;
+        let want: BTreeSet<String> = targets.iter().map(|a| a.to_string()).collect();
         assert!(
             wait_until(Duration::from_secs(30), || prom
                 .instances("up{job=\"kura\"} == 1")
@@ -303,7 +281,6 @@ impl Scraped {
         Some(Scraped {
             prom,
             want,
-            _endpoints: [m, r],
             _kuras: [master, replica],
         })
     }
@@ -326,7 +303,7 @@ fn dashboard_763_series_are_scraped_and_every_panel_query_parses() {
         "dashboard 763 series missing:\n  {}",
         missing.join("\n  ")
     );
-    // Whatever the endpoint serves, Prometheus accepts every panel query of ours.
+    // Prometheus accepts every panel query (the next test wants series from each).
     let invalid: Vec<String> = panel_queries()
         .iter()
         .filter_map(|q| {
@@ -339,8 +316,6 @@ fn dashboard_763_series_are_scraped_and_every_panel_query_parses() {
 }
 
 #[test]
-#[ignore = "needs kura's own GET /metrics (the HTTP door, issue 6 point 1): the redis_exporter \
-            stand-in serves no kura_* family"]
 fn every_dashboard_query_returns_series_from_a_scraped_kura() {
     let Some(s) = Scraped::start() else {
         return;
@@ -405,10 +380,7 @@ fn promtool_finds_no_lint_in_kuras_own_families() {
     let Some(promtool) = need_program("promtool") else {
         return;
     };
-    let Some(ep) = endpoint(&kura) else {
-        return;
-    };
-    let body = metrics_body(&kura, &ep);
+    let body = metrics_body(&kura);
     assert!(
         body.contains("\nkura_forward_records_received_total 1\n"),
         "{body}"
