@@ -750,3 +750,122 @@ pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]
         body: raw[split + 4..].to_vec(),
     }
 }
+
+// ---- HTTP AND THE PROMETHEUS TEXT FORMAT (for the metrics tests) ----
+
+/// Sends `GET path` over HTTP/1.0 like [`http`], but returns connection and framing errors
+/// instead of panicking: for polling a process that may not listen yet.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not HTTP: {text}"));
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(bad)?;
+    Ok((status, body.to_string()))
+}
+
+/// Percent-encodes a query-string value (everything but RFC 3986's unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One sample of a Prometheus text-format exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The metric name (with `_bucket`/`_sum`/`_count` for histograms).
+    pub name: String,
+    /// Labels in the order written.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// Returns the value of label `name`.
+    pub fn label(&self, name: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses the samples of a text-format exposition (comments skipped, label values
+/// unescaped). Panics on a line it cannot read, so a malformed body fails the test.
+pub fn parse_exposition(body: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in body.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let name_end = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let name = line[..name_end].to_string();
+        let mut labels = Vec::new();
+        let mut rest = &line[name_end..];
+        if let Some(mut l) = rest.strip_prefix('{') {
+            loop {
+                l = l.trim_start_matches([',', ' ']);
+                if let Some(after) = l.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let (key, v) = l
+                    .split_once("=\"")
+                    .unwrap_or_else(|| panic!("bad label in: {line}"));
+                let mut value = String::new();
+                let mut chars = v.char_indices();
+                let end = loop {
+                    match chars.next() {
+                        Some((i, '"')) => break i,
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, 'n')) => value.push('\n'),
+                            Some((_, c)) => value.push(c),
+                            None => panic!("bad escape in: {line}"),
+                        },
+                        Some((_, c)) => value.push(c),
+                        None => panic!("unterminated label value in: {line}"),
+                    }
+                };
+                labels.push((key.trim().to_string(), value));
+                l = &v[end + 1..];
+            }
+        }
+        let value = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
+        };
+        out.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    out
+}
