@@ -23,6 +23,7 @@ pub mod cron;
 pub mod forward;
 pub mod memory;
 pub mod metrics;
+pub mod notify;
 pub mod persist;
 pub mod replication;
 pub mod resp;

@@ -28,6 +28,7 @@ mod protocol;
 mod pubsub;
 mod rdb_load;
 mod replica;
+mod sd_notify;
 mod server;
 mod smoke;
 mod wait;
