@@ -19,23 +19,28 @@ use kura::Config;
 use crate::support::Kura;
 
 /// Reads `fluentd/<name>`.
-fn file(name: &str) -> String {
+pub(crate) fn file(name: &str) -> String {
     let path = format!("{}/fluentd/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// One directive: the sections it sits in (outermost first), its key and its value.
 #[derive(Debug, Clone)]
-struct Directive {
-    sections: Vec<String>,
-    key: String,
-    value: String,
+pub(crate) struct Directive {
+    pub(crate) sections: Vec<String>,
+    /// Which section it sits in, counting sections in file order from 1 (0: top level), so
+    /// two `<server>` sections' directives can be told apart.
+    pub(crate) block: usize,
+    pub(crate) key: String,
+    pub(crate) value: String,
 }
 
 /// Parses a fluentd config: `<name arg>` opens a section, `</name>` closes it, `#` starts a
 /// comment line, anything else is `key value`. Panics on unbalanced sections.
-fn fluentd_directives(text: &str) -> Vec<Directive> {
+pub(crate) fn fluentd_directives(text: &str) -> Vec<Directive> {
     let mut open: Vec<String> = Vec::new();
+    let mut blocks: Vec<usize> = Vec::new();
+    let mut opened = 0;
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -44,6 +49,7 @@ fn fluentd_directives(text: &str) -> Vec<Directive> {
         }
         if let Some(name) = line.strip_prefix("</") {
             let name = name.trim_end_matches('>');
+            blocks.pop();
             assert_eq!(
                 open.pop()
                     .as_deref()
@@ -55,10 +61,13 @@ fn fluentd_directives(text: &str) -> Vec<Directive> {
         } else if let Some(section) = line.strip_prefix('<') {
             assert!(section.ends_with('>'), "line {}: {line}", n + 1);
             open.push(section.trim_end_matches('>').to_string());
+            opened += 1;
+            blocks.push(opened);
         } else {
             let (key, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             out.push(Directive {
                 sections: open.clone(),
+                block: blocks.last().copied().unwrap_or(0),
                 key: key.to_string(),
                 value: value.trim().to_string(),
             });
@@ -84,6 +93,7 @@ fn fluent_bit_directives(text: &str) -> Vec<Directive> {
         let (key, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
         out.push(Directive {
             sections: vec![section.clone()],
+            block: 0,
             key: key.to_string(),
             value: value.trim().to_string(),
         });
@@ -93,7 +103,7 @@ fn fluent_bit_directives(text: &str) -> Vec<Directive> {
 
 /// The value of the one directive `key` (case-insensitive, as Fluent Bit's keys are) whose
 /// innermost section starts with `section`.
-fn value<'a>(ds: &'a [Directive], section: &str, key: &str) -> &'a str {
+pub(crate) fn value<'a>(ds: &'a [Directive], section: &str, key: &str) -> &'a str {
     let found: Vec<&Directive> = ds
         .iter()
         .filter(|d| d.key.eq_ignore_ascii_case(key))
@@ -101,6 +111,23 @@ fn value<'a>(ds: &'a [Directive], section: &str, key: &str) -> &'a str {
         .collect();
     assert_eq!(found.len(), 1, "{section} {key}: {found:?}");
     &found[0].value
+}
+
+/// The `<server>` sections of a fluentd config, each as its `key → value` directives.
+pub(crate) fn servers(ds: &[Directive]) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut out: Vec<(usize, std::collections::BTreeMap<String, String>)> = Vec::new();
+    for d in ds
+        .iter()
+        .filter(|d| d.sections.last().is_some_and(|s| s == "server"))
+    {
+        if out.last().is_none_or(|(b, _)| *b != d.block) {
+            out.push((d.block, Default::default()));
+        }
+        if let Some((_, m)) = out.last_mut() {
+            m.insert(d.key.clone(), d.value.clone());
+        }
+    }
+    out.into_iter().map(|(_, m)| m).collect()
 }
 
 /// fluentd's size syntax: `8m`, `256k`, `1g`, or bytes.
