@@ -32,5 +32,6 @@ mod replica;
 mod sd_notify;
 mod server;
 mod smoke;
+mod twemproxy;
 mod wait;
 mod yaml;
