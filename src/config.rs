@@ -1703,6 +1703,67 @@ mod tests {
         assert_eq!(cfg, Config::default());
     }
 
+    /// Uncomments the `# ` lines between `# ---- BEGIN <marker> ----` and its END line.
+    fn uncomment_block(text: &str, marker: &str) -> String {
+        let begin = format!("# ---- BEGIN {marker} ----");
+        let end = format!("# ---- END {marker} ----");
+        let (head, rest) = text.split_once(&begin).unwrap();
+        let (block, tail) = rest.split_once(&end).unwrap();
+        let block: Vec<&str> = block
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(code) if !l.starts_with("##") => code,
+                _ if l == "#" => "",
+                _ => l,
+            })
+            .collect();
+        format!("{head}{}\n{tail}", block.join("\n"))
+    }
+
+    /// The names (`forward.port` for a table's key) of the settings a TOML document sets.
+    fn keys_set(text: &str) -> Vec<String> {
+        let table: toml::Table = text.parse().unwrap();
+        let mut keys = Vec::new();
+        for (k, v) in &table {
+            match v {
+                toml::Value::Table(t) => keys.extend(t.keys().map(|sub| format!("{k}.{sub}"))),
+                _ => keys.push(k.clone()),
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn replica_example_differs_from_defaults_only_in_replicaof() {
+        let text = include_str!("../deploy/kura-replica.toml");
+        for k in keys_set(text) {
+            assert!(
+                find_param(&k).is_some_and(|p| p.name == k),
+                "{k} is not a setting's own name"
+            );
+        }
+        let mut cfg = Config::default();
+        cfg.apply_toml(text)
+            .expect("deploy/kura-replica.toml parses");
+        cfg.validate().expect("deploy/kura-replica.toml validates");
+        // The other keys it sets document a replica's defaults; only the master is new.
+        let mut expected = Config {
+            replicaof: Some(("kura-master".into(), 6379)),
+            ..Config::default()
+        };
+        assert_eq!(cfg, expected);
+
+        // The same-host block, uncommented: another port for every door, nothing else.
+        let same_host = uncomment_block(text, "SAME HOST");
+        let mut cfg = Config::default();
+        cfg.apply_toml(&same_host).unwrap();
+        cfg.validate().unwrap();
+        expected.port = 6380;
+        expected.forward.port = 24225;
+        expected.http.port = 9122;
+        assert_eq!(cfg, expected);
+    }
+
     #[test]
     fn example_file_names_every_setting() {
         let text = include_str!("../deploy/kura.toml");

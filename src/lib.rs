@@ -25,6 +25,7 @@ pub mod forward;
 pub mod http;
 pub mod memory;
 pub mod metrics;
+pub mod notify;
 pub mod persist;
 pub mod replication;
 pub mod resp;

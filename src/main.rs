@@ -56,11 +56,14 @@ fn main() -> anyhow::Result<()> {
         let mut sigint =
             signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
         let mut server = Server::start(config).await.context("cannot start kura")?;
+        // Data loaded, every door bound: a Type=notify unit counts as started from here.
+        kura::notify::ready(&server);
         tokio::select! {
             _ = sigint.recv() => tracing::info!("received SIGINT scheduling shutdown"),
             _ = sigterm.recv() => tracing::info!("received SIGTERM scheduling shutdown"),
             _ = server.shutdown_requested() => tracing::info!("shutdown requested"),
         }
+        kura::notify::notify(kura::notify::STOPPING);
         server.shutdown(Duration::from_secs(10)).await;
         Ok(())
     })

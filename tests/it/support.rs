@@ -466,8 +466,14 @@ impl KuraProcess {
 
     /// Spawns the kura binary with `args`, plain logs on piped stdout and stderr.
     pub fn spawn(args: &[String]) -> Child {
+        Self::spawn_env(args, &[])
+    }
+
+    /// Spawns the kura binary with `args` and extra environment variables (`NOTIFY_SOCKET`).
+    pub fn spawn_env(args: &[String], env: &[(&str, &str)]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_kura"))
             .args(args)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
@@ -482,10 +488,15 @@ impl KuraProcess {
     /// connections" log line: a port picked here and bound there could be taken in between
     /// by a parallel test. Panics with the process's output if it exits or does not come up.
     pub fn start(extra: &[&str]) -> KuraProcess {
+        Self::start_env(extra, &[])
+    }
+
+    /// [`KuraProcess::start`] with extra environment variables.
+    pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> KuraProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args = Self::base_args(0, dir.path());
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = Self::spawn(&args);
+        let mut child = Self::spawn_env(&args, env);
         let log = Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().expect("stdout");
