@@ -66,6 +66,9 @@ pub fn ready_message(server: &RunningServer) -> String {
     if let Some(forward) = server.forward_addr {
         status.push_str(&format!(", forward {forward}"));
     }
+    if let Some(http) = server.http_addr {
+        status.push_str(&format!(", http {http}"));
+    }
     let role = if server.state.repl.is_following() {
         "replica"
     } else {

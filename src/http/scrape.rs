@@ -23,6 +23,7 @@ pub fn render(srv: &ServerState) -> String {
     });
     let mut e = Exposition::default();
     redis_metrics::write(&mut e, &info, cfg, srv.clock.now_ms() / 1000);
+    slowlog(&mut e, srv);
     kura_families(&mut e, srv, &info);
     let mut out = String::with_capacity(16 * 1024);
     e.render(&mut out);
@@ -34,6 +35,33 @@ pub fn render(srv: &ServerState) -> String {
         Err(e) => tracing::warn!(error = %e, "cannot encode the metric registry"),
     }
     out
+}
+
+/// What redis_exporter reads with `SLOWLOG LEN` and `SLOWLOG GET 1`.
+fn slowlog(e: &mut Exposition, srv: &ServerState) {
+    let (len, newest) = match srv.slowlog.lock() {
+        Ok(log) => (log.len(), log.newest()),
+        Err(_) => return,
+    };
+    let (id, usec) = newest.unwrap_or((0, 0));
+    e.single(
+        "redis_slowlog_length",
+        Kind::Gauge,
+        "Total slowlog",
+        len as f64,
+    );
+    e.single(
+        "redis_slowlog_last_id",
+        Kind::Gauge,
+        "Last id of slowlog",
+        id as f64,
+    );
+    e.single(
+        "redis_last_slow_execution_duration_seconds",
+        Kind::Gauge,
+        "The amount of time needed for last slow execution, in seconds",
+        usec as f64 / 1e6,
+    );
 }
 
 /// The `kura_*` families made at scrape time.

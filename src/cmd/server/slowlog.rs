@@ -65,6 +65,12 @@ impl SlowLog {
         self.entries.is_empty()
     }
 
+    /// Returns the newest entry's id and microseconds (what redis_exporter reads with
+    /// `SLOWLOG GET 1`).
+    pub fn newest(&self) -> Option<(u64, u64)> {
+        self.entries.front().map(|e| (e.id, e.usec))
+    }
+
     fn push(&mut self, mut e: Entry, max_len: usize) {
         self.max_len = max_len;
         e.id = self.next_id;
