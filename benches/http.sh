@@ -61,19 +61,36 @@ read -r kura_bytes kura_secs < <(curl -s -o "$WORK/backup.rdb" -w '%{size_downlo
     "http://127.0.0.1:$hport/backup")
 redis-check-rdb "$WORK/backup.rdb" | grep -q "RDB looks OK" || { echo "backup fails redis-check-rdb" >&2; exit 1; }
 
-p99_alone=$(p99 "$kport")
-( while [ ! -e "$WORK/stop" ]; do curl -s -o /dev/null "http://127.0.0.1:$hport/backup"; done ) &
-streamer=$!
-p99_backup=$(p99 "$kport")
-touch "$WORK/stop"; wait "$streamer" 2>/dev/null || true
+# Without LZF (rdbcompression no): the stream is then bound by the encoding, not compression.
+redis-cli -p "$kport" config set rdbcompression no >/dev/null
+read -r raw_bytes raw_secs < <(curl -s -o /dev/null -w '%{size_download} %{time_total}\n' \
+    "http://127.0.0.1:$hport/backup")
+redis-cli -p "$kport" config set rdbcompression yes >/dev/null
 
-python3 - "$redis_bytes" "$(echo "$t1 - $t0" | bc)" "$kura_bytes" "$kura_secs" "$p99_alone" "$p99_backup" <<'PY'
+# RPUSH p99 alone and while dumps stream back to back, on each server.
+loaded_p99() { # $1 port, $2 command streaming one dump
+    local alone during loop
+    alone=$(p99 "$1")
+    rm -f "$WORK/stop"
+    ( while [ ! -e "$WORK/stop" ]; do eval "$2" >/dev/null 2>&1; done ) &
+    loop=$!
+    during=$(p99 "$1")
+    touch "$WORK/stop"; wait "$loop" 2>/dev/null || true
+    echo "$alone $during"
+}
+read -r kp99a kp99b < <(loaded_p99 "$kport" "curl -s -o /dev/null http://127.0.0.1:$hport/backup")
+read -r rp99a rp99b < <(loaded_p99 "$rport" "redis-cli -p $rport --rdb $WORK/loop.rdb")
+
+python3 - "$redis_bytes" "$(echo "$t1 - $t0" | bc)" "$kura_bytes" "$kura_secs" \
+    "$raw_bytes" "$raw_secs" "$kp99a" "$kp99b" "$rp99a" "$rp99b" <<'PY'
 import sys
-rb, rs, kb, ks, pa, pb = map(float, sys.argv[1:])
+rb, rs, kb, ks, ub, us, ka, kd, ra, rd = map(float, sys.argv[1:])
 rmb, kmb = rb / rs / 1e6, kb / ks / 1e6
 print(f"backup: kura GET /backup {kb/1e6:.0f} MB in {ks:.2f} s = {kmb:.0f} MB/s; "
       f"redis-cli --rdb {rb/1e6:.0f} MB in {rs:.2f} s = {rmb:.0f} MB/s; kura/redis speed {kmb/rmb:.2f}")
-print(f"backup: RPUSH p99 alone {pa:.3f} ms, while backups stream {pb:.3f} ms: ratio {pb/pa:.2f}")
+print(f"backup: with rdbcompression no, {ub/1e6:.0f} MB in {us:.2f} s = {ub/us/1e6:.0f} MB/s")
+print(f"backup: RPUSH p99 kura {ka:.3f} ms alone, {kd:.3f} ms while backups stream ({kd/ka:.2f}x); "
+      f"redis {ra:.3f} ms alone, {rd:.3f} ms during --rdb dumps ({rd/ra:.2f}x)")
 PY
 kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; PIDS=()
 

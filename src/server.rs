@@ -91,11 +91,7 @@ impl Server {
         let mut resp_addrs = Vec::new();
         for host in &config.bind {
             let host = host.trim_start_matches('-');
-            let addr = if host.contains(':') {
-                format!("[{host}]:{}", config.port)
-            } else {
-                format!("{host}:{}", config.port)
-            };
+            let addr = host_port(host, config.port);
             let listener = listen(&addr).await.map_err(|source| StartError::Bind {
                 addr: addr.clone(),
                 source,
@@ -237,6 +233,15 @@ fn refuse_start(state: &Arc<ServerState>, e: StartError) -> StartError {
 /// The listen backlog: Redis's `tcp-backlog` default. A short queue drops the SYNs of a
 /// burst of connections (a pool opening at once), which then wait a second to retry.
 const TCP_BACKLOG: u32 = 511;
+
+/// Joins a bind host and a port as `listen` takes them (IPv6 literals in brackets).
+pub(crate) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
 
 /// Binds `addr` (host:port, names resolved) with `SO_REUSEADDR`, as Redis's `anetTcpServer`.
 pub(crate) async fn listen(addr: &str) -> std::io::Result<TcpListener> {

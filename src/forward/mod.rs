@@ -158,11 +158,7 @@ pub async fn start(
     if host.is_empty() {
         return Ok(None);
     }
-    let addr = if host.contains(':') {
-        format!("[{host}]:{}", cfg.port)
-    } else {
-        format!("{host}:{}", cfg.port)
-    };
+    let addr = crate::server::host_port(host, cfg.port);
     let bind_err = |source| ForwardError::Bind {
         addr: addr.clone(),
         source,

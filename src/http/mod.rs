@@ -77,15 +77,11 @@ pub async fn start(
     cfg: HttpConfig,
     drain: mpsc::Sender<()>,
 ) -> Result<Option<SocketAddr>, HttpError> {
-    if cfg.bind.trim().is_empty() {
+    let host = cfg.bind.trim();
+    if host.is_empty() {
         return Ok(None);
     }
-    let host = cfg.bind.trim();
-    let addr = if host.contains(':') {
-        format!("[{host}]:{}", cfg.port)
-    } else {
-        format!("{host}:{}", cfg.port)
-    };
+    let addr = crate::server::host_port(host, cfg.port);
     let listener = crate::server::listen(&addr)
         .await
         .map_err(|source| HttpError::Bind {

@@ -816,7 +816,7 @@ fn blpop_consumers_wake_on_forward_pushes() {
 
 /// Runs a Python script that exits 3 when its PyPI `package` is missing; returns false
 /// (skip) in that case, except under CI where it fails. Any other failure fails the test.
-fn run_python(script: &str, package: &str) -> bool {
+pub(crate) fn run_python(script: &str, package: &str) -> bool {
     let out = std::process::Command::new("python3")
         .arg("-c")
         .arg(script)

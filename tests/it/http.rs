@@ -9,9 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::forward::{chunk_id, entry, fluentd_chunk, Fwd};
+use crate::forward::{chunk_id, entry, fluentd_chunk, run_python, Fwd};
 use crate::replica::{dump_all, fill, wait_synced};
-use crate::support::{http, need_program, ok, wait_until, HttpReply, Kura, RedisServer};
+use crate::support::{
+    http, need_program, ok, redis_check_rdb, wait_until, HttpReply, Kura, RedisServer,
+};
 
 /// Sends `n` events (`{"i": first..}`) in one acked fluentd chunk.
 fn forward_chunk(f: &mut Fwd, tag: &str, first: usize, n: usize, id: u8) {
@@ -262,18 +264,9 @@ fn backup_is_a_consistent_rdb_that_redis_and_kura_load() {
     let source = dump_all(&mut c);
     assert_eq!(dump_all(&mut rc), source);
 
-    let Some(check) = need_program("redis-check-rdb") else {
+    if redis_check_rdb(&dir.path().join("dump.rdb")).is_none() {
         return;
-    };
-    let out = std::process::Command::new(check)
-        .arg(dir.path().join("dump.rdb"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("RDB looks OK!"),
-        "{text}"
-    );
+    }
     let dirs = dir.path().display().to_string();
     let Some(redis) = RedisServer::start(&["--dir", &dirs]) else {
         return;
@@ -319,7 +312,7 @@ fn backup_off_a_replica_has_every_forwarded_record() {
 }
 
 /// Sends `n` events tagged `py.app` with Python's fluent-logger; `None` when it is not
-/// installed (a failure under CI).
+/// installed (a failure under CI, by `run_python`).
 fn send_with_fluent_logger(forward: SocketAddr, n: usize) -> Option<usize> {
     need_program("python3")?;
     let script = format!(
@@ -336,25 +329,7 @@ s.close()
 "#,
         port = forward.port()
     );
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .unwrap();
-    if out.status.code() == Some(3) {
-        assert!(
-            !crate::support::under_ci(),
-            "python fluent-logger missing under CI"
-        );
-        eprintln!("fluent-logger missing: using kura's own forward client");
-        return None;
-    }
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(n)
+    run_python(&script, "fluent-logger").then_some(n)
 }
 
 #[test]

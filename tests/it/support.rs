@@ -112,6 +112,23 @@ pub fn need_program(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// Runs the real `redis-check-rdb` on `path`, asserts it accepts the file, and returns its
+/// report; `None` (skip) when the program is absent.
+pub fn redis_check_rdb(path: &std::path::Path) -> Option<String> {
+    let check = need_program("redis-check-rdb")?;
+    let out = Command::new(check)
+        .arg(path)
+        .output()
+        .expect("run redis-check-rdb");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("RDB looks OK"),
+        "redis-check-rdb refuses {}: {text}",
+        path.display()
+    );
+    Some(text)
+}
+
 /// Returns a free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -729,61 +746,59 @@ impl HttpReply {
 /// Sends one HTTP/1.0 request (the server closes after the answer, so the body is simply
 /// everything until EOF, whatever its length or framing) and reads the answer.
 pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpReply {
-    let mut s = TcpStream::connect(addr).expect("connect to the http door");
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
+    try_http(addr, method, path, headers)
+        .unwrap_or_else(|e| panic!("{method} {path} on {addr}: {e}"))
+}
+
+/// [`http`] that returns connection and framing errors instead of panicking.
+pub fn try_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpReply> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send the request");
+    s.write_all(req.as_bytes())?;
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the answer");
+    s.read_to_end(&mut raw)?;
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not HTTP: {}", String::from_utf8_lossy(&raw)),
+        )
+    };
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&raw)));
+        .ok_or_else(bad)?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line in {head:?}"));
+        .ok_or_else(bad)?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    HttpReply {
+    Ok(HttpReply {
         status,
         headers,
         body: raw[split + 4..].to_vec(),
-    }
+    })
 }
 
-// ---- HTTP AND THE PROMETHEUS TEXT FORMAT (for the metrics tests) ----
-
-/// Sends `GET path` over HTTP/1.0 like [`http`], but returns connection and framing errors
-/// instead of panicking: for polling a process that may not listen yet.
+/// `GET path` with [`try_http`]: (status, body as text), for polling a process that may not
+/// listen yet.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not HTTP: {text}"));
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(bad)?;
-    Ok((status, body.to_string()))
+    try_http(addr, "GET", path, &[]).map(|r| (r.status, r.text()))
 }
 
 /// Percent-encodes a query-string value (everything but RFC 3986's unreserved characters).
