@@ -48,10 +48,7 @@ pub async fn download(State(door): State<Door>) -> Result<Response, ApiError> {
             format!("{MAX_STREAMS} backups are already streaming"),
         )
     })?;
-    let point = {
-        let st = srv.engine.lock();
-        save_point(&srv, &st)
-    };
+    let point = super::off_runtime(&srv, |srv| save_point(srv, &srv.engine.lock())).await?;
     let (opts, checksum, filename) = srv.with_config(|c| {
         (
             WriteOpts::from_config(c),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::info::Info;
-use super::Door;
+use super::{off_runtime, ApiError, Door};
 use crate::replication::state::LinkState;
 use crate::state::ServerState;
 
@@ -174,6 +174,8 @@ impl Replication {
 }
 
 /// `GET /replication`.
-pub async fn replication(State(door): State<Door>) -> Json<Replication> {
-    Json(Replication::read(&door.srv))
+pub async fn replication(State(door): State<Door>) -> Result<Json<Replication>, ApiError> {
+    off_runtime(&door.srv, |srv| Replication::read(srv))
+        .await
+        .map(Json)
 }

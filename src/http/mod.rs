@@ -30,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::mpsc;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tracing::{info, warn};
 
@@ -139,22 +140,38 @@ fn router(door: Door, cfg: &HttpConfig) -> Router {
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(overloaded))
                 .timeout(timeout)
-                .concurrency_limit(cfg.max_concurrent_requests.max(1)),
+                // Global: `Router::layer` wraps each route on its own, and a per-route
+                // limit would not bound the door.
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    cfg.max_concurrent_requests.max(1),
+                )),
         )
         .with_state(door)
 }
 
+/// Runs `f`, which takes the engine lock, on the blocking pool: a handler waiting for the
+/// lock (behind a SAVE, say) never holds a runtime worker that RESP and forward clients need,
+/// and the request timeout can still answer.
+pub async fn off_runtime<T: Send + 'static>(
+    srv: &Arc<ServerState>,
+    f: impl FnOnce(&Arc<ServerState>) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let srv = srv.clone();
+    tokio::task::spawn_blocking(move || f(&srv))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("handler failed: {e}"),
+            )
+        })
+}
+
 /// `GET /metrics`.
-async fn metrics(State(door): State<Door>) -> Response {
-    let body = scrape::render(&door.srv);
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(scrape::CONTENT_TYPE),
-        )],
-        body,
-    )
-        .into_response()
+async fn metrics(State(door): State<Door>) -> Result<Response, ApiError> {
+    let body = off_runtime(&door.srv, |srv| scrape::render(srv)).await?;
+    let kind = HeaderValue::from_static(scrape::CONTENT_TYPE);
+    Ok(([(header::CONTENT_TYPE, kind)], body).into_response())
 }
 
 /// Unknown paths.

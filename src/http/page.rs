@@ -6,7 +6,8 @@ use axum::response::Html;
 
 use super::health::Replication;
 use super::info::{pairs, Info};
-use super::Door;
+use super::{off_runtime, ApiError, Door};
+use crate::state::ServerState;
 
 /// Escapes text for HTML.
 fn esc(s: &str) -> String {
@@ -40,8 +41,12 @@ fn ago(secs: i64) -> String {
 }
 
 /// `GET /`.
-pub async fn status_page(State(door): State<Door>) -> Html<String> {
-    let srv = &door.srv;
+pub async fn status_page(State(door): State<Door>) -> Result<Html<String>, ApiError> {
+    off_runtime(&door.srv, |srv| render(srv)).await.map(Html)
+}
+
+/// Builds the page.
+fn render(srv: &ServerState) -> String {
     let info = Info::read_sections(srv, &["default"]);
     let repl = Replication::read(srv);
     let now = srv.clock.now_ms() / 1000;
@@ -175,7 +180,7 @@ pub async fn status_page(State(door): State<Door>) -> Html<String> {
          · <a href=\"/replication\">replication</a> · <a href=\"/backup\">download a backup</a> \
          · <a href=\"/readyz\">readiness</a></p>\n</body></html>\n",
     );
-    Html(html)
+    html
 }
 
 #[cfg(test)]

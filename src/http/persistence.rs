@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::info::Info;
-use super::{ApiError, Door};
+use super::{off_runtime, ApiError, Door};
 use crate::cmd::reply::Reply;
 use crate::cmd::session::Session;
 use crate::cmd::Origin;
@@ -53,21 +53,25 @@ impl BgsaveStatus {
 }
 
 /// `GET /bgsave`.
-pub async fn status(State(door): State<Door>) -> Json<BgsaveStatus> {
-    Json(BgsaveStatus::read(&door.srv))
+pub async fn status(State(door): State<Door>) -> Result<Json<BgsaveStatus>, ApiError> {
+    off_runtime(&door.srv, |srv| BgsaveStatus::read(srv))
+        .await
+        .map(Json)
 }
 
 /// `POST /bgsave`: runs BGSAVE through the command path, as a client would. 202 with the
 /// status once started (or scheduled), 409 while a save or an AOF rewrite runs, 503 while
 /// the data loads.
-pub async fn start_bgsave(State(door): State<Door>) -> Response {
-    let mut sess = Session::internal(Origin::Http, 0);
-    let argv = vec![Bytes::from_static(b"BGSAVE")];
-    let reply = crate::cmd::exec::execute(&door.srv, &mut sess, argv).reply;
-    match reply {
-        Reply::Simple(_) => {
-            (StatusCode::ACCEPTED, Json(BgsaveStatus::read(&door.srv))).into_response()
-        }
+pub async fn start_bgsave(State(door): State<Door>) -> Result<Response, ApiError> {
+    let (reply, status) = off_runtime(&door.srv, |srv| {
+        let mut sess = Session::internal(Origin::Http, 0);
+        let argv = vec![Bytes::from_static(b"BGSAVE")];
+        let reply = crate::cmd::exec::execute(srv, &mut sess, argv).reply;
+        (reply, BgsaveStatus::read(srv))
+    })
+    .await?;
+    Ok(match reply {
+        Reply::Simple(_) => (StatusCode::ACCEPTED, Json(status)).into_response(),
         Reply::Error(e) => {
             let text = String::from_utf8_lossy(&e).into_owned();
             let (code, message) = text.split_once(' ').unwrap_or(("ERR", text.as_str()));
@@ -85,5 +89,5 @@ pub async fn start_bgsave(State(door): State<Door>) -> Response {
             format!("unexpected BGSAVE reply {other:?}"),
         )
         .into_response(),
-    }
+    })
 }

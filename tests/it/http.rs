@@ -457,3 +457,58 @@ fn the_door_can_be_turned_off() {
     let k = Kura::start_with(|c| c.http.bind = String::new());
     assert!(k.http.is_none());
 }
+
+/// A scrape stuck behind a lock gets the timeout's 503 in `request_timeout`, and health still
+/// answers meanwhile: handlers wait for locks off the runtime's workers. (The SLOWLOG lock
+/// stands in for a long wait: the engine lock would also stall the cron's worker.)
+#[test]
+fn a_request_stuck_behind_a_lock_times_out() {
+    let k = Kura::start_with(|c| c.http.request_timeout = 1);
+    let addr = k.http.unwrap();
+    let state = k.state.clone();
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _guard = state.slowlog.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+    });
+    locked.recv().unwrap();
+    let started = std::time::Instant::now();
+    let r = get(addr, "/metrics");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(
+        r.json()["error"],
+        "request timed out (http.request_timeout)"
+    );
+    assert!(started.elapsed() < Duration::from_millis(2000));
+    assert_eq!(get(addr, "/healthz").status, 200);
+    holder.join().unwrap();
+    assert_eq!(get(addr, "/metrics").status, 200);
+}
+
+/// `max_concurrent_requests`: with one slot taken by a scrape waiting on a lock, the next
+/// request waits for the slot instead of running alongside.
+#[test]
+fn requests_beyond_the_concurrency_limit_wait_their_turn() {
+    let k = Kura::start_with(|c| c.http.max_concurrent_requests = 1);
+    let addr = k.http.unwrap();
+    let state = k.state.clone();
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _guard = state.slowlog.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+    });
+    locked.recv().unwrap();
+    let started = std::time::Instant::now();
+    let scrape = std::thread::spawn(move || get(addr, "/metrics").status);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(get(addr, "/healthz").status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "/healthz ran beside the scrape: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(scrape.join().unwrap(), 200);
+    holder.join().unwrap();
+}
