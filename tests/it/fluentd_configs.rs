@@ -242,6 +242,16 @@ fn fluent_bit_and_redis_plugin_files_point_at_kura() {
         .any(|d| d.sections.last().is_some_and(|s| s == "buffer tag, time")));
 }
 
+/// The header's kura.toml snippet and the configuration it makes (parsed and validated).
+fn snippet_config(text: &str) -> (String, Config) {
+    let snippet = secure_snippet(text);
+    let mut cfg = Config::default();
+    cfg.apply_toml(&snippet)
+        .unwrap_or_else(|e| panic!("{e}\n{snippet}"));
+    cfg.validate().unwrap();
+    (snippet, cfg)
+}
+
 /// The kura.toml snippet in the secure example's header: the indented comment lines.
 fn secure_snippet(text: &str) -> String {
     header(text)
@@ -273,11 +283,7 @@ fn secure_example_matches_its_kura_snippet_and_handshakes() {
     let shared_key = value(&ds, "security", "shared_key").to_string();
     let self_hostname = value(&ds, "security", "self_hostname").to_string();
     // The snippet is kura configuration as it stands.
-    let snippet = secure_snippet(&text);
-    let mut cfg = Config::default();
-    cfg.apply_toml(&snippet)
-        .unwrap_or_else(|e| panic!("{e}\n{snippet}"));
-    cfg.validate().unwrap();
+    let (snippet, cfg) = snippet_config(&text);
     assert_eq!(cfg.forward.shared_key, shared_key);
     assert_eq!(cfg.forward.port, Config::default().forward.port);
     // fluentd refuses a PONG carrying its own name: the sender's name must not be kura's.
@@ -457,11 +463,7 @@ fn failover_example_acks_gzip_on_the_primary_and_the_promoted_standby() {
     assert_eq!(servers[1]["port"], replica_cfg.forward.port.to_string());
 
     // The header's kura.toml snippet is kura configuration, for both kuras.
-    let snippet = secure_snippet(&text);
-    let mut cfg = Config::default();
-    cfg.apply_toml(&snippet)
-        .unwrap_or_else(|e| panic!("{e}\n{snippet}"));
-    cfg.validate().unwrap();
+    let (snippet, cfg) = snippet_config(&text);
     assert_eq!(cfg.forward.shared_key, shared_key);
     assert_ne!(cfg.forward.self_hostname, self_hostname);
 

@@ -458,6 +458,20 @@ fn the_door_can_be_turned_off() {
     assert!(k.http.is_none());
 }
 
+/// Holds kura's SLOWLOG lock for `how_long` from another thread (returns once it is held):
+/// every scrape waits for it.
+fn hold_slowlog(k: &Kura, how_long: Duration) -> std::thread::JoinHandle<()> {
+    let state = k.state.clone();
+    let (locked_tx, locked) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _guard = state.slowlog.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        std::thread::sleep(how_long);
+    });
+    locked.recv().unwrap();
+    holder
+}
+
 /// A scrape stuck behind a lock gets the timeout's 503 in `request_timeout`, and health still
 /// answers meanwhile: handlers wait for locks off the runtime's workers. (The SLOWLOG lock
 /// stands in for a long wait: the engine lock would also stall the cron's worker.)
@@ -465,14 +479,7 @@ fn the_door_can_be_turned_off() {
 fn a_request_stuck_behind_a_lock_times_out() {
     let k = Kura::start_with(|c| c.http.request_timeout = 1);
     let addr = k.http.unwrap();
-    let state = k.state.clone();
-    let (locked_tx, locked) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let _guard = state.slowlog.lock().unwrap();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(2500));
-    });
-    locked.recv().unwrap();
+    let holder = hold_slowlog(&k, Duration::from_millis(2500));
     let started = std::time::Instant::now();
     let r = get(addr, "/metrics");
     assert_eq!(r.status, 503, "{}", r.text());
@@ -492,14 +499,7 @@ fn a_request_stuck_behind_a_lock_times_out() {
 fn requests_beyond_the_concurrency_limit_wait_their_turn() {
     let k = Kura::start_with(|c| c.http.max_concurrent_requests = 1);
     let addr = k.http.unwrap();
-    let state = k.state.clone();
-    let (locked_tx, locked) = std::sync::mpsc::channel();
-    let holder = std::thread::spawn(move || {
-        let _guard = state.slowlog.lock().unwrap();
-        locked_tx.send(()).unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-    });
-    locked.recv().unwrap();
+    let holder = hold_slowlog(&k, Duration::from_millis(1500));
     let started = std::time::Instant::now();
     let scrape = std::thread::spawn(move || get(addr, "/metrics").status);
     std::thread::sleep(Duration::from_millis(200));
