@@ -906,6 +906,7 @@ fn fuzz_valid_requests_round_trip_and_mutants_stay_bounded() {
     let mut rng = StdRng::seed_from_u64(0x6b75_7261);
     let mut previous = Vec::new();
     let (mut cases, mut slowest) = (0u32, Duration::ZERO);
+    let mut slowest_input = Vec::new();
     let (mut decoded, mut mapped) = (0u32, 0u32);
     for _ in 0..500 {
         let s = random_sample(&mut rng);
@@ -917,7 +918,10 @@ fn fuzz_valid_requests_round_trip_and_mutants_stay_bounded() {
             let m = mutate(&mut rng, &bytes, &previous);
             let t = Instant::now();
             let out = run_stream(&mut rng, &routes, &m);
-            slowest = slowest.max(t.elapsed());
+            if t.elapsed() > slowest {
+                slowest = t.elapsed();
+                slowest_input = m.clone();
+            }
             cases += 1;
             decoded += out.requests.len() as u32;
             mapped += out.mapped.iter().flatten().filter(|m| m.is_ok()).count() as u32;
@@ -946,9 +950,19 @@ fn fuzz_valid_requests_round_trip_and_mutants_stay_bounded() {
         decoded > cases / 4 && mapped > cases,
         "{decoded} decoded, {mapped} mapped"
     );
+    // The slowest mutant is timed again, best of three: a load spike on a shared machine
+    // does not repeat, super-linear work does.
+    let again = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            run_stream(&mut rng, &routes, &slowest_input);
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or(slowest);
     assert!(
-        slowest < Duration::from_millis(500),
-        "a mutant took {slowest:?}: super-linear work somewhere"
+        again < Duration::from_millis(500),
+        "a mutant took {again:?} (first {slowest:?}): super-linear work somewhere"
     );
 }
 
