@@ -216,11 +216,19 @@ impl RunningServer {
                 "connections still open after the shutdown grace period"
             );
         }
+        // No client writes any more. As Redis 7.0's `prepareForShutdown` and
+        // `finishShutdown`: the replicas catch up, the dump records the offset they hold
+        // (so after a restart they continue with a partial resync), then their links end.
+        crate::replication::master::feed::settle_replicas(&self.state, grace).await;
         crate::persist::save::final_save(&self.state);
+        crate::replication::master::feed::release_replicas(&self.state, RELEASE_WAIT).await;
         crate::persist::aof::rewrite::stop(&self.state);
         info!("kura is now ready to exit, bye bye");
     }
 }
+
+/// How long shutdown lets the replica links send their last bytes after the final save.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 /// Stops a server whose data did not load: never start on half the data, and never
 /// overwrite the files on the way out.
@@ -333,8 +341,5 @@ async fn accept_one(
     let st = state.clone();
     let guard = drain.clone();
     let shutdown = state.shutdown_tx.subscribe();
-    tokio::spawn(async move {
-        crate::resp::conn::serve(st, stream, info, shutdown).await;
-        drop(guard);
-    });
+    tokio::spawn(crate::resp::conn::serve(st, stream, info, shutdown, guard));
 }

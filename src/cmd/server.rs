@@ -423,7 +423,8 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::Syntax);
     }
     if abort {
-        // kura's shutdown never waits for replicas, so there is nothing to abort.
+        // kura's SHUTDOWN replies (or closes) at once, its wait for replicas comes after:
+        // there is never a shutdown in progress to abort.
         return Err(CmdError::err("No shutdown in progress."));
     }
     tracing::warn!(client = ctx.sess.id, "user requested shutdown");
@@ -434,6 +435,11 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
             tracing::warn!(error = %e, "Error trying to save the DB, can't exit.");
             return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
         }
+        // The final save checks this: writes after it are saved again.
+        ctx.srv.save.shutdown_saved_at.store(
+            i64::try_from(ctx.st.stream.offset()).unwrap_or(i64::MAX),
+            std::sync::atomic::Ordering::Release,
+        );
     }
     ctx.srv
         .save

@@ -59,6 +59,8 @@ pub struct SaveStatus {
     pub last_bytes: AtomicU64,
     /// SHUTDOWN already decided about the final save (made it, or was told NOSAVE).
     pub shutdown_settled: AtomicBool,
+    /// The write-stream offset SHUTDOWN's own save was made at (-1: it made none).
+    pub shutdown_saved_at: AtomicI64,
     /// Keys the last load put in (`rdb_last_load_keys_loaded`).
     pub last_load_loaded: AtomicU64,
     /// Keys the last load dropped as expired (`rdb_last_load_keys_expired`).
@@ -77,6 +79,7 @@ impl Default for SaveStatus {
             scheduled: AtomicBool::new(false),
             last_bytes: AtomicU64::new(0),
             shutdown_settled: AtomicBool::new(false),
+            shutdown_saved_at: AtomicI64::new(-1),
             last_load_loaded: AtomicU64::new(0),
             last_load_expired: AtomicU64::new(0),
         }
@@ -361,6 +364,7 @@ pub fn cron(srv: &Arc<ServerState>) {
 /// `prepareForShutdown`.
 pub fn final_save(srv: &ServerState) {
     if srv.save.shutdown_settled.swap(true, Ordering::AcqRel) {
+        resave_after_shutdown(srv);
         return;
     }
     if srv.with_config(|c| c.save.is_empty()) {
@@ -368,6 +372,25 @@ pub fn final_save(srv: &ServerState) {
     }
     info!("Saving the final RDB snapshot before exiting.");
     let mut st = srv.engine.lock();
+    if let Err(e) = save_locked(srv, &mut st) {
+        warn!(error = %e, "Error trying to save the DB, can't exit.");
+    }
+}
+
+/// SHUTDOWN saved in its handler (so a failure reaches its caller and the server stays up),
+/// but other connections finish their last commands after it, and the replicas' settling
+/// adds a `REPLCONF GETACK` to the stream. Redis saves only once writes are paused and its
+/// replicas are in sync (`finishShutdown`), so its dump holds every acknowledged write and
+/// records the offset the replicas reached; the dump is made again when anything followed.
+fn resave_after_shutdown(srv: &ServerState) {
+    let Ok(at) = u64::try_from(srv.save.shutdown_saved_at.load(Ordering::Acquire)) else {
+        return;
+    };
+    let mut st = srv.engine.lock();
+    if st.dirty == 0 && st.stream.offset() == at {
+        return;
+    }
+    info!("Saving the final RDB snapshot before exiting.");
     if let Err(e) = save_locked(srv, &mut st) {
         warn!(error = %e, "Error trying to save the DB, can't exit.");
     }

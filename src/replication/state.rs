@@ -251,6 +251,10 @@ pub struct Repl {
     pub jobs: Mutex<crate::replication::master::job::Jobs>,
     /// Unix ms of the last PING the master put in the stream.
     pub last_ping_ms: AtomicI64,
+    /// Set by shutdown after the final save: the replica links send what is left and end.
+    /// Until then they stream on through the shutdown, so the replicas get every write the
+    /// dump holds.
+    pub release: watch::Sender<bool>,
 }
 
 impl Default for Repl {
@@ -267,6 +271,7 @@ impl Default for Repl {
             master_down: AtomicBool::new(false),
             jobs: Mutex::new(Default::default()),
             last_ping_ms: AtomicI64::new(0),
+            release: watch::channel(false).0,
         }
     }
 }

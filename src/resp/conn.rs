@@ -77,12 +77,15 @@ struct Conn {
     aof_due: u64,
 }
 
-/// Serves one client until it disconnects, is killed, or the server shuts down.
+/// Serves one client until it disconnects, is killed, or the server shuts down. `drain` is
+/// the connection's shutdown drain guard: held while it serves a client, released when the
+/// connection becomes a replica's link, which shutdown ends later (after the final save).
 pub async fn serve(
     srv: Arc<ServerState>,
     stream: TcpStream,
     info: Arc<ClientInfo>,
     mut shutdown: watch::Receiver<bool>,
+    drain: mpsc::Sender<()>,
 ) {
     let (push_tx, push_rx) = mpsc::unbounded_channel();
     let (authenticated, limits) = srv.with_config(|c| (c.requirepass.is_empty(), limits_of(c)));
@@ -111,6 +114,9 @@ pub async fn serve(
             inbuf,
             ..
         } = conn;
+        // A replica's link must outlive the clients' drain: it streams their last writes
+        // (Redis keeps replicas until `finishShutdown`); shutdown ends it after the save.
+        drop(drain);
         if let Some(req) = sess.sync.take() {
             crate::replication::master::feed::serve(
                 srv.clone(),

@@ -16,6 +16,7 @@ mod deploy;
 mod diff;
 mod dump;
 mod exporter;
+mod faults;
 mod fluentd_configs;
 mod forward;
 mod glob;

@@ -192,7 +192,7 @@ impl Link {
                 Err(e) => return e,
             },
         };
-        self.stream(from, &mut shutdown).await
+        self.stream(from).await
     }
 
     /// Accepts a partial resync when the id and offset allow it (Redis
@@ -436,8 +436,10 @@ impl Link {
             .record_ack(self.info.id, off, self.srv.clock.now_ms());
     }
 
-    /// Streams from `pos` until the replica goes or is dropped.
-    async fn stream(&mut self, mut pos: u64, shutdown: &mut watch::Receiver<bool>) -> End {
+    /// Streams from `pos` until the replica goes or is dropped. Shutdown does not stop it:
+    /// the link streams the clients' last writes and ends once released after the final
+    /// save ([`release_replicas`]), with everything the dump holds sent.
+    async fn stream(&mut self, mut pos: u64) -> End {
         if self.replica.state() != ReplicaState::Online {
             self.replica.set_state(ReplicaState::Online);
             info!("Synchronization with replica {} succeeded", self.name);
@@ -446,6 +448,7 @@ impl Link {
             .ack_time_ms
             .store(self.srv.clock.now_ms(), Ordering::Relaxed);
         let mut end_rx = self.srv.engine.lock().stream.subscribe();
+        let mut release = self.srv.repl.release.subscribe();
         let mut tick = tokio::time::interval(TICK);
         loop {
             let chunks = {
@@ -463,7 +466,7 @@ impl Link {
                     return e;
                 }
             }
-            if *shutdown.borrow() {
+            if *release.borrow_and_update() {
                 return End::Dropped;
             }
             // Nothing new: wait for writes, acks, the tick.
@@ -487,8 +490,11 @@ impl Link {
                     Some(Back::Gone) | None => return End::Lost,
                 },
                 _ = tick.tick() => if let Some(e) = self.check_timeout() { return e },
-                _ = self.info.kill_notify.notified() => return End::Dropped,
-                _ = shutdown.changed() => {}
+                // Shutdown wakes every client too; only a kill ends the link here.
+                _ = self.info.kill_notify.notified() => if self.info.killed.load(Ordering::SeqCst) {
+                    return End::Dropped;
+                },
+                _ = release.changed() => {}
             }
         }
     }
@@ -551,7 +557,9 @@ impl Link {
                         return Err(End::Dropped);
                     }
                 }
-                _ = info.kill_notify.notified() => return Err(End::Dropped),
+                _ = info.kill_notify.notified() => if info.killed.load(Ordering::SeqCst) {
+                    return Err(End::Dropped);
+                },
             }
         }
         if self.info.killed.load(Ordering::SeqCst) {
@@ -559,6 +567,85 @@ impl Link {
         }
         Ok(())
     }
+}
+
+// ---- SHUTDOWN ----
+
+/// Lets the online replicas catch up before the final save (Redis 7.0 `prepareForShutdown`
+/// and `isReadyToShutdown`, `shutdown-timeout` being kura's shutdown grace). Clients can no
+/// longer write; unless every online replica has acked the end of the stream already, a
+/// `REPLCONF GETACK *` goes out and this waits for their acks, at most `limit`. Then it
+/// logs, as `finishShutdown`, how many are in sync. The dump then records the offset the
+/// replicas hold, and after a restart they continue from it with a partial resync. A
+/// replica's own replicas are left alone: its stream is its master's bytes.
+pub async fn settle_replicas(srv: &ServerState, limit: Duration) {
+    let end = |srv: &ServerState| srv.engine.lock().stream.offset();
+    let ready = |target: u64| {
+        srv.repl.replicas().iter().all(|r| {
+            r.state() != ReplicaState::Online || r.ack_offset.load(Ordering::Acquire) >= target
+        })
+    };
+    if srv.engine.lock().is_replica || srv.repl.replicas().is_empty() {
+        return;
+    }
+    if !ready(end(srv)) {
+        crate::replication::wait::request_acks(&mut srv.engine.lock().stream);
+        let target = end(srv);
+        info!("Waiting for replicas before shutting down.");
+        let mut acked = srv.repl.acked.subscribe();
+        let wait = async {
+            while !ready(target) {
+                if acked.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        // Past the limit the save goes ahead; lagging replicas are logged below.
+        tokio::time::timeout(limit, wait).await.unwrap_or(());
+    }
+    let target = end(srv);
+    let replicas = srv.repl.replicas();
+    let now = srv.clock.now_ms();
+    let mut lagging = 0;
+    for r in &replicas {
+        let acked = r.ack_offset.load(Ordering::Acquire);
+        if acked >= target {
+            continue;
+        }
+        lagging += 1;
+        let ip =
+            r.ip.lock()
+                .map(|ip| *ip)
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let lag = match r.state() {
+            ReplicaState::Online => (now - r.ack_time_ms.load(Ordering::Relaxed)) / 1000,
+            _ => 0,
+        };
+        warn!(
+            "Lagging replica {ip}:{} reported offset {} behind master, lag={lag}, state={}.",
+            r.listening_port.load(Ordering::Relaxed),
+            target - acked,
+            r.state().word()
+        );
+    }
+    info!(
+        "{} of {} replicas are in sync when shutting down.",
+        replicas.len() - lagging,
+        replicas.len()
+    );
+}
+
+/// Ends the replica links once the final save is done (Redis `flushSlavesOutputBuffers` in
+/// `finishShutdown`): each sends what it has left and closes. Waits for them at most
+/// `limit`; a replica that stopped reading does not hold the exit.
+pub async fn release_replicas(srv: &ServerState, limit: Duration) {
+    srv.repl.release.send_replace(true);
+    let gone = async {
+        while !srv.repl.replicas.lock().map_or(true, |m| m.is_empty()) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(limit, gone).await.unwrap_or(());
 }
 
 /// The master's part of the server cron: a PING into the stream every
