@@ -398,37 +398,45 @@ fn check(
             true,
         ));
     }
-    if spec.has(flags::DENYOOM) && srv.over_maxmemory() {
-        return Err((CmdError::Oom.into_bytes(), true));
+    // An EXEC counts as a write (or as denied on OOM) when its queue holds one, and a refusal
+    // then aborts the transaction: `EXECABORT Transaction discarded because of: <error>`
+    // (Redis `processCommand`'s `is_write_command` / `is_denyoom_command`, `rejectCommand`
+    // → `execCommandAbort`).
+    let exec = spec.name == "exec";
+    let refuse = |text: Bytes| {
+        if exec {
+            let why = String::from_utf8_lossy(&text);
+            (Bytes::from(format!("{EXECABORT_BECAUSE}{why}")), true)
+        } else {
+            (text, true)
+        }
+    };
+    // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused on OOM:
+    // queueing could take unbounded memory.
+    let queueing =
+        sess.multi.is_some() && !matches!(spec.name, "exec" | "discard" | "quit" | "reset");
+    let denyoom = spec.has(flags::DENYOOM) || queueing || (exec && queues(sess, flags::DENYOOM));
+    if denyoom && srv.over_maxmemory() {
+        return Err(refuse(CmdError::Oom.into_bytes()));
     }
+    let write = spec.has(flags::WRITE) || (exec && queues(sess, flags::WRITE));
     // MISCONF after a failed background save, for writes and PING (Redis's order: after
     // OOM, before READONLY; spec §1.5).
-    if spec.has(flags::WRITE) || spec.name == "ping" {
+    if write || spec.name == "ping" {
         if crate::persist::save::writes_denied(srv) {
-            return Err((Bytes::from_static(MISCONF), true));
+            return Err(refuse(Bytes::from_static(MISCONF)));
         }
         if let Some(e) = crate::persist::aof::rewrite::write_error(srv) {
-            return Err((
-                format!("MISCONF Errors writing to the AOF file: {e}").into(),
-                true,
-            ));
+            let text = format!("MISCONF Errors writing to the AOF file: {e}");
+            return Err(refuse(text.into()));
         }
     }
-    // NOREPLICAS (`min-replicas-to-write`): after MISCONF, before READONLY. An EXEC whose
-    // queue holds a write counts as a write and aborts the transaction (Redis
-    // `execCommandAbort`).
-    if !crate::replication::wait::enough_good_replicas(srv)
-        && (spec.has(flags::WRITE) || spec.name == "exec")
-    {
-        if spec.has(flags::WRITE) {
-            return Err((Bytes::from_static(NOREPLICAS.as_bytes()), true));
-        }
-        if queues_a_write(sess) {
-            return Err((format!("{EXECABORT_BECAUSE}{NOREPLICAS}").into(), true));
-        }
+    // NOREPLICAS (`min-replicas-to-write`): after MISCONF, before READONLY.
+    if write && !crate::replication::wait::enough_good_replicas(srv) {
+        return Err(refuse(Bytes::from_static(NOREPLICAS.as_bytes())));
     }
-    if spec.has(flags::WRITE) && srv.is_read_only_replica() {
-        return Err((CmdError::ReadOnly.into_bytes(), true));
+    if write && srv.is_read_only_replica() {
+        return Err(refuse(CmdError::ReadOnly.into_bytes()));
     }
     if sess.in_pubsub_context() && !spec.has(flags::PUBSUB_CONTEXT) {
         return Err((
@@ -477,12 +485,12 @@ fn check(
 /// discarded.
 const EXECABORT_BECAUSE: &str = "EXECABORT Transaction discarded because of: ";
 
-/// Reports whether the transaction `sess` queued holds a write command (Redis
-/// `c->mstate.cmd_flags & CMD_WRITE`).
-fn queues_a_write(sess: &Session) -> bool {
+/// Reports whether the transaction `sess` queued holds a command with `flag` (Redis
+/// `c->mstate.cmd_flags`).
+fn queues(sess: &Session, flag: u32) -> bool {
     sess.multi.as_ref().is_some_and(|q| {
         q.iter()
-            .any(|argv| lookup(&argv[0]).is_some_and(|s| s.has(flags::WRITE)))
+            .any(|argv| lookup(&argv[0]).is_some_and(|s| s.has(flag)))
     })
 }
 

@@ -718,3 +718,43 @@ fn shutdown_stops_the_server() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// An EXEC whose queue holds a write is refused like the write, and aborts the transaction,
+/// when the server turned read-only or ran out of memory between MULTI and EXEC (Redis
+/// `rejectCommand` → `execCommandAbort`): the same bytes from kura as from redis-server.
+#[test]
+fn exec_of_queued_writes_is_aborted_by_readonly_and_oom() {
+    let Some(redis) = RedisServer::start(&[]) else {
+        return;
+    };
+    let kura = Kura::start();
+    let nowhere = crate::support::free_port().to_string();
+    let run = |a: &mut Raw, b: &mut Raw| {
+        let mut out = Vec::new();
+        for (change, undo) in [
+            (
+                vec!["REPLICAOF", "127.0.0.1", nowhere.as_str()],
+                vec!["REPLICAOF", "NO", "ONE"],
+            ),
+            (
+                vec!["CONFIG", "SET", "maxmemory", "1"],
+                vec!["CONFIG", "SET", "maxmemory", "0"],
+            ),
+        ] {
+            out.push(a.cmd(&["MULTI"]));
+            out.push(a.cmd(&["RPUSH", "queued", "x"]));
+            out.push(b.cmd(&change));
+            out.push(a.cmd(&["EXEC"]));
+            // The transaction is gone: EXEC again has no MULTI.
+            out.push(a.cmd(&["EXEC"]));
+            b.cmd(&undo);
+            out.push(a.cmd(&["EXISTS", "queued"]));
+        }
+        out
+    };
+    let want = run(&mut redis.client(), &mut redis.client());
+    let got = run(&mut kura.client(), &mut kura.client());
+    assert_eq!(got, want);
+    assert!(want[3].starts_with("-EXECABORT Transaction discarded because of: READONLY"));
+    assert!(want[9].starts_with("-EXECABORT Transaction discarded because of: OOM"));
+}
