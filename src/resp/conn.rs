@@ -32,6 +32,7 @@ use crate::cmd::pubsub::{OutputLimit, OutputLimitState};
 use crate::cmd::session::ReplyMode;
 use crate::cmd::{Argv, Reply, Session};
 use crate::config::Config;
+use crate::replication::replica::role::UNBLOCKED;
 use crate::state::{ClientInfo, ServerState};
 
 /// Bytes read per socket read (Redis `PROTO_IOBUF_LEN`).
@@ -365,6 +366,10 @@ impl Conn {
             self.sess.mark = None;
             if let Some((block, mode_before)) = blocked {
                 let reply = self.wait_block(block, shutdown).await?;
+                if matches!(&reply, Reply::Error(e) if e == UNBLOCKED.as_bytes()) {
+                    // Unblocked by a role change: answered, then closed, as Redis does.
+                    self.sess.close_after_reply = true;
+                }
                 self.emit(&reply, mode_before);
             }
             if self.sess.close_after_reply {

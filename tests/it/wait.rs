@@ -194,26 +194,32 @@ fn wait_times_out_with_the_count_reached() {
     assert!(t.elapsed() < Duration::from_secs(5));
 }
 
-/// A role change answers WAITing clients with -UNBLOCKED, as Redis's
-/// `disconnectAllBlockedClients`.
+/// A role change answers blocked clients (WAIT, a list pop) with -UNBLOCKED and closes
+/// them, as Redis's `disconnectAllBlockedClients`.
 #[test]
-fn becoming_a_replica_unblocks_waiting_clients() {
+fn becoming_a_replica_unblocks_and_closes_blocked_clients() {
     let k = Kura::start();
     k.record_writes();
     fake_replica(&k, 900_021);
     let mut admin = k.client();
     let mut c = k.client();
+    let mut popper = k.client();
     c.cmd(&["SET", "k", "v"]);
     c.send(&[b"WAIT", b"1", b"0"]);
+    popper.send(&[b"BLPOP", b"nothing", b"0"]);
     assert!(wait_until(Duration::from_secs(5), || blocked_clients(
         &mut admin
-    ) == 1));
+    ) == 2));
     let port = crate::support::free_port().to_string();
     assert_eq!(admin.cmd(&["REPLICAOF", "127.0.0.1", &port]), "+OK\r\n");
-    assert_eq!(
-        c.read_reply(),
-        b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
-    );
+    for client in [&mut c, &mut popper] {
+        assert_eq!(
+            client.read_reply(),
+            b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+        );
+        assert!(client.is_closed(Duration::from_secs(5)));
+    }
+    assert_eq!(admin.cmd(&["PING"]), "+PONG\r\n");
 }
 
 // ---- error texts, against a real redis-server ----

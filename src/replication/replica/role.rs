@@ -16,9 +16,10 @@ use crate::cmd::Reply;
 use crate::replication::state::MasterLink;
 use crate::state::ServerState;
 
-/// What a client blocked on a list gets when the server turns replica (Redis
-/// `disconnectAllBlockedClients`).
-const UNBLOCKED: &str =
+/// What a blocked client (list pop, WAIT) gets when the server turns replica, before its
+/// connection is closed (Redis `disconnectAllBlockedClients`: the reply, then
+/// `CLIENT_CLOSE_AFTER_REPLY`).
+pub const UNBLOCKED: &str =
     "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
 
 /// Makes this server a replica of `host:port` (Redis `replicationSetMaster`): writes are
