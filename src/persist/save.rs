@@ -433,6 +433,14 @@ pub fn load_dump(srv: &ServerState) -> Result<Option<u64>, LoadStartError> {
     st.ks = loaded.keyspace;
     // The replication id and offset survive the restart (spec §2.8).
     crate::replication::replica::restore_ids(srv, &mut st, repl);
+    // Replicas that continue partially still hold the keys that expired while we were down:
+    // the history carries their DELs, as Redis's `RDBFLAGS_FEED_REPL` load does.
+    if st.stream.is_active() && !st.is_replica {
+        for (db, key) in loaded.expired {
+            st.stream
+                .append(db, &[bytes::Bytes::from_static(b"DEL"), key.into()]);
+        }
+    }
     Ok(Some(keys))
 }
 

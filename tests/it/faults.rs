@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::replica::{dump_all, fill, info_field, stream_writes, wait_synced};
 use crate::support::{bulks, call, encode_command, ok, wait_until, KuraProcess, Raw, RedisServer};
@@ -651,6 +651,11 @@ fn master_restart(how: Restart) {
     // where the master's dump does.
     let writer = Writer::start(master.addr, "seq", None);
     writer.wait_more(2000, "before the restart");
+    // A key that expires while the master is down: the restarted master drops it at load,
+    // and the replicas that continue partially get its DEL from the history (Redis's
+    // `RDBFLAGS_FEED_REPL` load), or they would keep it for ever.
+    ok(&mut m, &["SET", "ephemeral", "v", "PX", "5000"]);
+    let ephemeral_until = Instant::now() + Duration::from_millis(5000);
     match how {
         Restart::ShutdownSave => {
             let mut c = master.client();
@@ -673,6 +678,7 @@ fn master_restart(how: Restart) {
     for r in &mut replicas[1..] {
         assert_eq!(num(r, "replication", "slave_repl_offset"), offset);
     }
+    std::thread::sleep(ephemeral_until.saturating_duration_since(Instant::now()));
     let mut restart = vec!["--port", port.as_str()];
     restart.extend_from_slice(&flags);
     let master = kura_master(&restart);
@@ -714,6 +720,20 @@ fn master_restart(how: Restart) {
             format!("Master replication ID changed to {new_id}"),
         ] {
             assert!(klog.contains(&line), "missing {line:?} in:\n{klog}");
+        }
+        assert_eq!(
+            num(&mut m, "persistence", "rdb_last_load_keys_expired"),
+            1,
+            "the key expired while the master ran"
+        );
+        let dbsize = |c: &mut Raw| {
+            ok(c, &["SELECT", "0"]);
+            c.cmd(&["DBSIZE"])
+        };
+        let want = dbsize(&mut m);
+        for r in &mut replicas {
+            wait_synced(r, &mut m);
+            assert_eq!(dbsize(r), want, "the expired key's DEL");
         }
         // The replicas moved to the new history, the old one kept as their replid2.
         for r in &mut replicas {

@@ -86,6 +86,9 @@ pub struct Loaded {
     pub keys_loaded: u64,
     /// Keys dropped because their expiry had passed (`keys expired`).
     pub keys_expired: u64,
+    /// Those keys, by database: a master restarted with its replication history sends a DEL
+    /// for each to the replicas that continue from it (Redis `RDBFLAGS_FEED_REPL`).
+    pub expired: Vec<(usize, Vec<u8>)>,
     /// Empty lists and hashes skipped, as Redis skips them.
     pub empty_keys_skipped: u64,
     /// The file's RDB version (1..=10).
@@ -534,6 +537,7 @@ fn parse(
             aux: Vec::new(),
             keys_loaded: 0,
             keys_expired: 0,
+            expired: Vec::new(),
             empty_keys_skipped: 0,
             version,
             checksum: Checksum::Absent,
@@ -691,6 +695,7 @@ impl Walk<'_> {
         if let Some(when) = next.expire {
             if self.opts.drop_expired && when < self.opts.now_ms {
                 out.keys_expired += 1;
+                out.expired.push((db, key.into_owned()));
                 return Ok(());
             }
         }
