@@ -14,6 +14,12 @@
 //!
 //! Chunks are built once up front so the time goes to sockets, not encoding; each send
 //! patches a unique chunk id into its fixed-length field (servers dedup chunk ids, §1.4).
+//!
+//! `--rate N` paces the run to N records per second in total (0, the default, sends as fast
+//! as the server takes them): the connections take turns on one schedule of whole chunks,
+//! so a steady source can be held below saturation while something else is measured (the
+//! replica lag of `benches/repl-lag.sh`). A chunk that falls behind its slot goes out at
+//! once; the report then shows an achieved rate below the target.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -30,8 +36,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 const USAGE: &str = "usage: kura-bench forward [--addr 127.0.0.1:24224] [--conns 2] \
 [--batch 1000] [--ack] [--gzip] [--gzip-members K] [--duration SECS] [--record-size 150] \
-[--window 4] [--tag bench.access] [--shared-key K] [--hostname H] [--username U] \
-[--password P] [--json]";
+[--window 4] [--rate RECORDS_PER_S] [--tag bench.access] [--shared-key K] [--hostname H] \
+[--username U] [--password P] [--json]";
 
 /// How long to wait for one ack before calling the run failed.
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,6 +53,7 @@ struct Opts {
     duration: Duration,
     record_size: usize,
     window: usize,
+    rate: u64, // records per second over all connections; 0 = unpaced
     tag: String,
     shared_key: Option<String>,
     hostname: String,
@@ -68,6 +75,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Opts> {
         duration: Duration::from_secs(10),
         record_size: 150,
         window: 4,
+        rate: 0,
         tag: "bench.access".into(),
         shared_key: None,
         hostname: "kura-bench".into(),
@@ -93,6 +101,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> anyhow::Result<Opts> {
             "--duration" => o.duration = Duration::from_secs_f64(val()?.parse()?),
             "--record-size" => o.record_size = num(val()?)?,
             "--window" => o.window = num(val()?)?.max(1),
+            "--rate" => o.rate = num(val()?)? as u64,
             "--tag" => o.tag = val()?,
             "--shared-key" => o.shared_key = Some(val()?),
             "--hostname" => o.hostname = val()?,
@@ -284,6 +293,45 @@ fn patch_id(chunk: &mut Chunk, run: [u8; 6], conn: u16, counter: u64) -> Option<
     Some(ack)
 }
 
+// ---- PACING ----
+
+/// Returns when chunk `k` of connection `idx` is due, counted from the start of the run, or
+/// `None` when the run is unpaced (`rate` 0).
+///
+/// The connections take turns: chunk `k` of connection `idx` is chunk `k * conns + idx` of
+/// one schedule on which every chunk is worth `batch / rate` seconds, so the total rate is
+/// `rate` whatever the number of connections and the sends are spread evenly between them.
+/// The slot is computed from the start rather than from the previous send, so timer slack
+/// does not accumulate into a lower rate.
+fn due(k: u64, idx: usize, conns: usize, batch: usize, rate: u64) -> Option<Duration> {
+    if rate == 0 {
+        return None;
+    }
+    let slot = k as u128 * conns as u128 + idx as u128;
+    let nanos = slot * batch as u128 * 1_000_000_000 / rate as u128;
+    Some(Duration::from_nanos(
+        u64::try_from(nanos).unwrap_or(u64::MAX),
+    ))
+}
+
+/// Waits for chunk `k`'s slot; returns false when the slot falls at or after the deadline,
+/// so a paced run sends no chunk late and takes in `rate * duration` records. A paced run
+/// then idles until the deadline, so its achieved rate is over the whole run even when a
+/// low rate leaves the last slot long before the end.
+async fn wait_slot(o: &Opts, idx: u16, k: u64, start: Instant, deadline: Instant) -> bool {
+    match due(k, idx as usize, o.conns, o.batch, o.rate) {
+        Some(at) if start + at >= deadline => {
+            tokio::time::sleep_until(deadline.into()).await;
+            false
+        }
+        Some(at) => {
+            tokio::time::sleep_until((start + at).into()).await;
+            true
+        }
+        None => Instant::now() < deadline,
+    }
+}
+
 // ---- CONNECTIONS ----
 
 /// Reads one complete msgpack value, keeping any bytes after it in `buf`.
@@ -352,6 +400,7 @@ async fn run_conn(
     o: Arc<Opts>,
     mut chunks: Vec<Chunk>,
     run: [u8; 6],
+    start: Instant,
     deadline: Instant,
 ) -> anyhow::Result<Stats> {
     let mut s = TcpStream::connect(&o.addr)
@@ -363,8 +412,8 @@ async fn run_conn(
     }
     let mut st = Stats::default();
     if !o.ack {
-        for c in chunks.iter().cycle() {
-            if Instant::now() >= deadline {
+        for (k, c) in chunks.iter().cycle().enumerate() {
+            if !wait_slot(&o, idx, k as u64, start, deadline).await {
                 break;
             }
             s.write_all(&c.bytes).await?;
@@ -385,7 +434,7 @@ async fn run_conn(
         let mut counter = 0u64;
         for i in (0..chunks.len()).cycle() {
             permits.acquire().await?.forget();
-            if Instant::now() >= deadline {
+            if !wait_slot(&o, idx, counter, start, deadline).await {
                 break;
             }
             counter += 1;
@@ -481,6 +530,7 @@ fn report(o: &Opts, all: &[Stats], start: Instant) {
             ("record_size", o.record_size.to_string()),
             ("ack", o.ack.to_string()),
             ("window", o.window.to_string()),
+            ("rate_target", o.rate.to_string()),
             ("compressed", format!("{compressed:?}")),
             ("seconds", num(secs, 3)),
             ("records", num(records, 0)),
@@ -501,8 +551,13 @@ fn report(o: &Opts, all: &[Stats], start: Instant) {
         true => format!(", ack window {}", o.window),
         false => String::new(),
     };
+    let paced = match o.rate {
+        0 => String::new(),
+        r => format!(", paced to {r} records/s"),
+    };
     println!(
-        "kura-bench forward {}: {} conns, batch {} of ~{} B records, {compressed}{ack}, {secs:.2} s",
+        "kura-bench forward {}: {} conns, batch {} of ~{} B records, {compressed}{ack}{paced}, \
+         {secs:.2} s",
         o.addr, o.conns, o.batch, o.record_size
     );
     println!("  {:<11}{:>14}{:>14}", "", "total", "per second");
@@ -513,6 +568,14 @@ fn report(o: &Opts, all: &[Stats], start: Instant) {
         ("chunks", chunks, 0),
     ] {
         println!("  {name:<11}{total:>14.prec$}{:>14.prec$}", total / secs);
+    }
+    if o.rate > 0 {
+        let achieved = records / secs;
+        let pct = 100.0 * achieved / o.rate as f64;
+        println!(
+            "  rate: target {} records/s, achieved {achieved:.0} ({pct:.1} %)",
+            o.rate
+        );
     }
     if o.ack {
         let (p50, p99, max) = (ms(50.0), ms(99.0), ms(100.0));
@@ -540,7 +603,10 @@ fn main() -> anyhow::Result<()> {
         let start = Instant::now();
         let deadline = start + o.duration;
         let tasks: Vec<_> = (0..o.conns)
-            .map(|i| tokio::spawn(run_conn(i as u16, o.clone(), chunks.clone(), run, deadline)))
+            .map(|i| {
+                let conn = run_conn(i as u16, o.clone(), chunks.clone(), run, start, deadline);
+                tokio::spawn(conn)
+            })
             .collect();
         let mut all = Vec::new();
         for t in tasks {
@@ -666,6 +732,46 @@ mod tests {
             .unwrap();
         assert!(first.len() < entries.len());
         check_entries(&first, 16, 150);
+    }
+
+    #[test]
+    fn pacing_spreads_the_total_rate_over_the_connections() {
+        assert_eq!(due(7, 1, 2, 1000, 0), None, "rate 0 is unpaced");
+        let at = |k, idx| due(k, idx, 2, 1000, 500_000).unwrap();
+        // 500k records/s in chunks of 1000 is a chunk every 2 ms in total; two
+        // connections alternate, each sending every 4 ms.
+        assert_eq!(at(0, 0), Duration::ZERO);
+        assert_eq!(at(0, 1), Duration::from_millis(2));
+        assert_eq!(at(1, 0), Duration::from_millis(4));
+        assert_eq!(at(1, 1), Duration::from_millis(6));
+        assert_eq!(at(250, 0), Duration::from_secs(1));
+        // In any one second exactly rate/batch chunks are due, for any connection count.
+        for conns in [1usize, 2, 3, 7] {
+            let in_first_second: u64 = (0..conns)
+                .map(|idx| {
+                    (0..10_000u64)
+                        .take_while(|&k| {
+                            due(k, idx, conns, 1000, 500_000).unwrap() < Duration::from_secs(1)
+                        })
+                        .count() as u64
+                })
+                .sum();
+            assert_eq!(in_first_second * 1000, 500_000, "{conns} connections");
+        }
+        // Slots that are not whole nanoseconds round down without drifting.
+        assert_eq!(
+            due(1, 0, 1, 1, 3).unwrap(),
+            Duration::from_nanos(333_333_333)
+        );
+        assert_eq!(due(3, 0, 1, 1, 3).unwrap(), Duration::from_secs(1));
+        // Far slots do not overflow.
+        assert_eq!(
+            due(u64::MAX / 2, 0, 1, 1, 1).unwrap(),
+            Duration::from_nanos(u64::MAX)
+        );
+        let o = parse_args("forward --rate 500000".split(' ').map(String::from)).unwrap();
+        assert_eq!(o.rate, 500_000);
+        assert_eq!(opts(false, 0).rate, 0, "unpaced by default");
     }
 
     #[test]
