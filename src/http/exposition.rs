@@ -43,6 +43,8 @@ struct Family {
 #[derive(Debug, Default)]
 pub struct Exposition {
     families: Vec<Family>,
+    /// Family name → its place in `families` (a scrape adds hundreds of samples).
+    index: std::collections::HashMap<String, usize>,
 }
 
 impl Exposition {
@@ -57,8 +59,8 @@ impl Exposition {
         labels: &[(&str, &str)],
         value: f64,
     ) {
-        let i = match self.families.iter().position(|f| f.name == name) {
-            Some(i) => i,
+        let i = match self.index.get(name) {
+            Some(&i) => i,
             None => {
                 self.families.push(Family {
                     name: name.to_string(),
@@ -66,6 +68,7 @@ impl Exposition {
                     help: help.to_string(),
                     lines: String::new(),
                 });
+                self.index.insert(name.to_string(), self.families.len() - 1);
                 self.families.len() - 1
             }
         };
@@ -93,11 +96,6 @@ impl Exposition {
     /// Adds an unlabelled gauge or counter.
     pub fn single(&mut self, name: &str, kind: Kind, help: &str, value: f64) {
         self.sample(name, kind, help, "", &[], value);
-    }
-
-    /// Reports whether family `name` has samples.
-    pub fn has(&self, name: &str) -> bool {
-        self.families.iter().any(|f| f.name == name)
     }
 
     /// Writes every family.

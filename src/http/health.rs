@@ -128,7 +128,11 @@ pub struct Replica {
 impl Replication {
     /// Reads INFO replication.
     pub fn read(srv: &ServerState) -> Replication {
-        let info = Info::read_sections(srv, &["replication"]);
+        Replication::from_info(&Info::read_sections(srv, &["replication"]))
+    }
+
+    /// Takes the facts from an INFO read that holds the replication section.
+    pub fn from_info(info: &Info) -> Replication {
         let offset = info.int("master_repl_offset");
         let master = (info.get("role") == Some("slave")).then(|| MasterSide {
             host: info.get("master_host").unwrap_or("").to_string(),

@@ -48,7 +48,7 @@ pub async fn status_page(State(door): State<Door>) -> Result<Html<String>, ApiEr
 /// Builds the page.
 fn render(srv: &ServerState) -> String {
     let info = Info::read_sections(srv, &["default"]);
-    let repl = Replication::read(srv);
+    let repl = Replication::from_info(&info);
     let now = srv.clock.now_ms() / 1000;
     let field = |k: &str| esc(info.get(k).unwrap_or(""));
     let mut rows: Vec<(String, String)> = vec![

@@ -105,6 +105,17 @@ fn kura_families(e: &mut Exposition, srv: &ServerState, info: &Info) {
 fn command_latency(e: &mut Exposition, info: &Info) {
     let help = "Seconds commands took to run, by command (latency-tracking).";
     let name = "kura_command_duration_seconds";
+    let usec_by_cmd: std::collections::HashMap<&str, f64> = info
+        .section("Commandstats")
+        .iter()
+        .filter_map(|(k, v)| {
+            let usec = super::info::pairs(v)
+                .into_iter()
+                .find(|(f, _)| *f == "usec")
+                .and_then(|(_, n)| n.parse::<f64>().ok())?;
+            Some((k.strip_prefix("cmdstat_")?, usec))
+        })
+        .collect();
     for l in &info.latencies {
         let cmd = [("cmd", l.name.as_str())];
         for (bound, n) in LATENCY_BOUNDS_SECONDS.iter().zip(&l.at_most) {
@@ -127,17 +138,7 @@ fn command_latency(e: &mut Exposition, info: &Info) {
             l.count as f64,
         );
         // The exact sum is INFO commandstats' usec for the same command.
-        let usec = info
-            .section("Commandstats")
-            .iter()
-            .find(|(k, _)| k.strip_prefix("cmdstat_") == Some(l.name.as_str()))
-            .and_then(|(_, v)| {
-                super::info::pairs(v)
-                    .iter()
-                    .find(|(k, _)| *k == "usec")
-                    .and_then(|(_, v)| v.parse::<f64>().ok())
-            })
-            .unwrap_or(0.0);
+        let usec = usec_by_cmd.get(l.name.as_str()).copied().unwrap_or(0.0);
         e.sample(name, Kind::Histogram, help, "_sum", &cmd, usec / 1e6);
         e.sample(name, Kind::Histogram, help, "_count", &cmd, l.count as f64);
     }

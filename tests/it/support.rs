@@ -329,13 +329,7 @@ impl Raw {
 
 /// Encodes a command as a RESP multibulk.
 pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
+    kura::replication::replica::conn::command(args)
 }
 
 /// A cursor over reply bytes already read (for splitting arrays in comparisons).

@@ -142,13 +142,12 @@ impl MasterConn {
 
 /// Encodes a command as a RESP multibulk (what a replica sends its master).
 pub fn command(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    let mut out = BytesMut::new();
+    crate::resp::encode::put_array_header(&mut out, args.len());
     for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        crate::resp::encode::put_bulk(&mut out, a);
     }
-    out
+    out.to_vec()
 }
 
 /// Returns `REPLCONF ACK <offset>`.
