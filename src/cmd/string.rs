@@ -647,20 +647,14 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> CmdResult {
                 _ => return Err(CmdError::WrongType),
             };
             let new = cur.checked_add(by).ok_or(CmdError::Overflow)?;
-            e.value = Value::Str(Str::from(new.to_string().as_bytes()));
+            e.value = Value::Str(Str::from(new));
             e.repr = StrRepr::Auto;
             e.access = now_s;
             ctx.touch(key);
             new
         }
         None => {
-            store(
-                ctx,
-                key,
-                Str::from(by.to_string().as_bytes()),
-                StrRepr::Auto,
-                Ttl::Keep,
-            );
+            store(ctx, key, Str::from(by), StrRepr::Auto, Ttl::Keep);
             by
         }
     };

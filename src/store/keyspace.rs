@@ -1,6 +1,6 @@
 //! The keyspace: numbered databases of key → [`Entry`], split into copy-on-write shards.
 //!
-//! Each database is a fixed number of shards, each an `Arc<IndexMap>`. A snapshot clones the
+//! Each database is a fixed number of shards, each an `Arc<ShardMap>`. A snapshot clones the
 //! shard pointers (a few thousand `Arc` clones, whatever the data size); the first write to a
 //! shard after a snapshot copies that shard's entry table — pointers to values, not the values
 //! themselves, which are shared again one level down (see `value.rs`, `list.rs`).
@@ -8,20 +8,19 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use indexmap::{IndexMap, IndexSet};
+use indexmap::IndexSet;
 use rand::Rng;
 
 use super::key::Key;
+use super::shard::ShardMap;
 use super::value::Entry;
 
 /// Shards per database (a power of two; the low bits of a SCAN cursor).
 pub const SHARDS: usize = 128;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 
-/// One shard of a database.
-/// Keys hash with aHash: randomly keyed per process (flooding-resistant, like Redis's
-/// SipHash) and several times faster on short keys.
-pub type Shard = IndexMap<Key, Entry, ahash::RandomState>;
+/// One shard of a database (see `shard.rs` for why it is not an `IndexMap`).
+pub type Shard = ShardMap;
 
 /// Picks a key's shard (FNV-1a; the shard maps themselves use a keyed hash against flooding).
 fn shard_of(key: &[u8]) -> usize {

@@ -4,6 +4,7 @@ pub mod hash;
 pub mod key;
 pub mod keyspace;
 pub mod list;
+pub mod shard;
 pub mod value;
 
 pub use hash::Hash;

@@ -10,12 +10,22 @@ use super::list::List;
 /// A string value: 24 bytes in the entry where a `Bytes` took 32, which with the enum's
 /// niche makes [`Value`] 24 bytes and [`Entry`] 40.
 ///
-/// Both forms are reference-counted, so a shard copied for a snapshot shares its strings.
-/// SET and friends store an exact `Arc<[u8]>` (header and bytes in one allocation); APPEND
-/// and SETRANGE turn it into an `Arc<Vec<u8>>` whose spare capacity makes repeated appends
+/// Short strings (counters, flags, small JSON fields) sit in the entry itself, as Redis's
+/// `embstr` sits in its object: no allocation on SET, and a GET reads them from the cache
+/// line the lookup already brought in instead of following one more pointer. The heap forms
+/// are reference-counted, so a shard copied for a snapshot shares its strings. SET and
+/// friends store an exact `Arc<[u8]>` (header and bytes in one allocation); APPEND and
+/// SETRANGE turn it into an `Arc<Vec<u8>>` whose spare capacity makes repeated appends
 /// amortised O(1), like the free space of Redis's sds (`sdsMakeRoomFor`).
 #[derive(Clone)]
 pub enum Str {
+    /// Up to [`Str::INLINE`] bytes, held in place.
+    Inline {
+        /// How many bytes of `buf` are the string.
+        len: u8,
+        /// The bytes, zero-padded.
+        buf: [u8; Str::INLINE],
+    },
     /// Exact, as written by SET.
     Fixed(Arc<[u8]>),
     /// Growable, after APPEND or SETRANGE.
@@ -23,6 +33,10 @@ pub enum Str {
 }
 
 impl Str {
+    /// The longest string held in place: what fits beside the tag in the 24 bytes a heap
+    /// form takes anyway.
+    pub const INLINE: usize = 22;
+
     /// Values up to this size are copied into a reply; longer ones are shared with it.
     const COPY_MAX: usize = 256;
 
@@ -37,19 +51,22 @@ impl Str {
 
     /// Returns the bytes for growing in place (copied first if a snapshot shares them).
     pub fn make_mut(&mut self) -> &mut Vec<u8> {
-        if let Str::Fixed(a) = self {
-            *self = Str::Growable(Arc::new(a.to_vec()));
+        if !matches!(self, Str::Growable(_)) {
+            *self = Str::Growable(Arc::new(self.to_vec()));
         }
         match self {
             Str::Growable(v) => Arc::make_mut(v),
-            Str::Fixed(_) => unreachable!("made growable above"),
+            Str::Inline { .. } | Str::Fixed(_) => unreachable!("made growable above"),
         }
     }
 }
 
 impl Default for Str {
     fn default() -> Self {
-        Str::Fixed(Arc::from(&[][..]))
+        Str::Inline {
+            len: 0,
+            buf: [0; Str::INLINE],
+        }
     }
 }
 
@@ -59,6 +76,7 @@ impl std::ops::Deref for Str {
     #[inline]
     fn deref(&self) -> &[u8] {
         match self {
+            Str::Inline { len, buf } => &buf[..*len as usize],
             Str::Fixed(a) => a,
             Str::Growable(v) => v,
         }
@@ -85,13 +103,45 @@ impl std::fmt::Debug for Str {
 
 impl From<&[u8]> for Str {
     fn from(b: &[u8]) -> Self {
-        Str::Fixed(Arc::from(b))
+        if b.len() <= Str::INLINE {
+            let mut buf = [0; Str::INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            Str::Inline {
+                len: b.len() as u8,
+                buf,
+            }
+        } else {
+            Str::Fixed(Arc::from(b))
+        }
     }
 }
 
 impl From<Bytes> for Str {
     fn from(b: Bytes) -> Self {
         Str::from(&b[..])
+    }
+}
+
+/// An integer's decimal form, written in place (INCR and friends store one per call).
+impl From<i64> for Str {
+    fn from(n: i64) -> Self {
+        // 20 bytes at most ("-9223372036854775808"), within `INLINE`.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        if n < 0 {
+            at -= 1;
+            digits[at] = b'-';
+        }
+        Str::from(&digits[at..])
     }
 }
 
@@ -260,6 +310,29 @@ mod tests {
         // Every key pays for an entry in its shard's table.
         assert_eq!(std::mem::size_of::<Value>(), 24);
         assert!(std::mem::size_of::<Entry>() <= 40);
+    }
+
+    #[test]
+    fn strings_keep_their_bytes_in_every_form() {
+        for len in [0, 1, Str::INLINE - 1, Str::INLINE, Str::INLINE + 1, 300] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut s = Str::from(&bytes[..]);
+            assert_eq!(&*s, &bytes[..]);
+            assert_eq!(matches!(s, Str::Inline { .. }), len <= Str::INLINE);
+            assert_eq!(&s.to_bytes()[..], &bytes[..]);
+            let shared = s.clone();
+            s.make_mut().push(b'!');
+            assert_eq!(&s[..len], &bytes[..]);
+            assert_eq!(s.len(), len + 1);
+            assert_eq!(&*shared, &bytes[..]);
+        }
+    }
+
+    #[test]
+    fn integers_write_their_decimal_form() {
+        for n in [0, 7, -7, 10, 9999, -10_000, i64::MAX, i64::MIN] {
+            assert_eq!(&*Str::from(n), n.to_string().as_bytes());
+        }
     }
 
     #[test]
