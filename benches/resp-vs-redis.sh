@@ -2,13 +2,16 @@
 # kura against redis-server on the same machine, in the same run: throughput with
 # redis-benchmark (unpipelined and pipelined) and memory for a log-shaped dataset.
 #
-#   benches/resp-vs-redis.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS] [-P "1 16"] [-m RECORDS] [-d]
+#   benches/resp-vs-redis.sh [-n REQUESTS] [-c CLIENTS] [-t TESTS] [-P "1 16"] [-R ROUNDS] [-m RECORDS] [-d]
 #
 #   -n  requests per redis-benchmark test (default 1000000; use e.g. 20000 for a quick run)
 #   -c  parallel clients (default 50)
 #   -t  comma-separated redis-benchmark tests
 #       (default set,get,incr,lpush,rpush,lpop,rpop,hset,lrange_100,lrange_600,mset)
 #   -P  pipeline depths (default "1 16")
+#   -R  rounds per test (default 3): the servers take turns, redis then kura, ROUNDS times,
+#       and the median of each is reported, so a burst of noise from a neighbour on this
+#       shared machine lands on one round of one server, not on the figure
 #   -m  records for the memory check (default 1000000 records of 200 bytes in 10 lists)
 #   -d  use the debug build (target/debug/kura) instead of building --release
 #       (numbers then say nothing about kura's speed; only for checking the script)
@@ -22,16 +25,18 @@ REQUESTS=1000000
 CLIENTS=50
 TESTS=set,get,incr,lpush,rpush,lpop,rpop,hset,lrange_100,lrange_600,mset
 DEPTHS="1 16"
+ROUNDS=3
 RECORDS=1000000
 PROFILE=release
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
-while getopts "n:c:t:P:m:dh" opt; do
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+while getopts "n:c:t:P:R:m:dh" opt; do
     case $opt in
         n) REQUESTS=$OPTARG ;;
         c) CLIENTS=$OPTARG ;;
         t) TESTS=$OPTARG ;;
         P) DEPTHS=$OPTARG ;;
+        R) ROUNDS=$OPTARG ;;
         m) RECORDS=$OPTARG ;;
         d) PROFILE=debug ;;
         h) usage 0 ;;
@@ -92,6 +97,13 @@ rps() {
         END { if (!found) print "error" }'
 }
 
+# Prints the median of its arguments ("error" if any round failed).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '
+        !/^[0-9.]+$/ { bad = 1 } { v[NR] = $1 }
+        END { if (bad || NR == 0) print "error"; else print v[int((NR + 1) / 2)] }'
+}
+
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN {
         if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && a > 0) printf "%.2f", b / a; else printf "n/a" }'
@@ -100,13 +112,19 @@ ratio() {
 # ---- THROUGHPUT ----
 
 start_servers
-printf '\nredis-benchmark -n %s -c %s -r 100000 (kura: %s build)\n\n' "$REQUESTS" "$CLIENTS" "$PROFILE"
+printf '\nredis-benchmark -n %s -c %s -r 100000, median of %s alternating rounds (kura: %s build)\n\n' \
+    "$REQUESTS" "$CLIENTS" "$ROUNDS" "$PROFILE"
 printf '%-12s %6s %14s %14s %12s\n' test depth "redis ops/s" "kura ops/s" "kura/redis"
 printf '%-12s %6s %14s %14s %12s\n' ------------ ------ -------------- -------------- ------------
 for depth in $DEPTHS; do
     for test in ${TESTS//,/ }; do
-        r=$(rps "$REDIS_PORT" "$test" "$depth")
-        k=$(rps "$KURA_PORT" "$test" "$depth")
+        rs=() ks=()
+        for _ in $(seq "$ROUNDS"); do
+            rs+=("$(rps "$REDIS_PORT" "$test" "$depth")")
+            ks+=("$(rps "$KURA_PORT" "$test" "$depth")")
+        done
+        r=$(median "${rs[@]}")
+        k=$(median "${ks[@]}")
         printf '%-12s %6s %14s %14s %12s\n' "$test" "$depth" "$r" "$k" "$(ratio "$r" "$k")"
     done
 done

@@ -181,6 +181,10 @@ pub struct Config {
     pub rdbcompression: bool,
     /// Write and check the RDB CRC64.
     pub rdbchecksum: bool,
+    /// Microseconds to sleep after each key an RDB save writes (Redis's `rdb-key-save-delay`,
+    /// for throttling a save or testing what happens while one runs); negative: sleep 1 µs
+    /// after one key in `-n`, on average.
+    pub rdb_key_save_delay: i64,
     /// Refuse writes after a failed background save.
     pub stop_writes_on_bgsave_error: bool,
     /// Who may run DEBUG (`enable-debug-command`): `no` (Redis 7.0's default), `yes`, or
@@ -308,6 +312,7 @@ impl Default for Config {
             save: vec![(3600, 1), (300, 100), (60, 10000)],
             rdbcompression: true,
             rdbchecksum: true,
+            rdb_key_save_delay: 0,
             stop_writes_on_bgsave_error: true,
             enable_debug_command: "no".into(),
             appendonly: false,
@@ -689,6 +694,13 @@ pub static PARAMS: &[Param] = &[
         Bool,
         |c| yes_no(c.rdbchecksum),
         |c, v| c.rdbchecksum = parse_bool(v)?
+    ),
+    param!(
+        "rdb-key-save-delay",
+        Mutable,
+        Int,
+        |c| c.rdb_key_save_delay.to_string(),
+        |c, v| c.rdb_key_save_delay = int_in(v, i32::MIN as i64, i32::MAX as i64)?
     ),
     param!(
         "enable-debug-command",

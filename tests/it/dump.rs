@@ -622,6 +622,7 @@ fn list_node_splits_follow_the_fill_setting() {
         let opts = WriteOpts {
             compress: true,
             list_fill: fill.parse().expect("fill"),
+            ..WriteOpts::default()
         };
         let ours = dump_payload(&m.to_value(), &opts);
         if ours != theirs {

@@ -224,3 +224,105 @@ fn a_replica_that_stops_reading_is_dropped_at_its_limit() {
         .unwrap();
     assert!(buffers <= 2 * 1024 * 1024, "{buffers}");
 }
+
+/// A replica's view of a full sync read off a raw socket: `PSYNC ? -1` without
+/// `REPLCONF capa eof`, so the master sends a disk snapshot with `$<len>` framing.
+struct RawSync {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    offset: u64,
+}
+
+impl RawSync {
+    fn start(addr: std::net::SocketAddr) -> RawSync {
+        use std::io::BufRead;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"PSYNC ? -1\r\n").unwrap();
+        let mut reader = std::io::BufReader::new(s);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let offset = line
+            .trim_end()
+            .strip_prefix("+FULLRESYNC ")
+            .and_then(|rest| rest.split(' ').nth(1))
+            .and_then(|o| o.parse().ok())
+            .unwrap_or_else(|| panic!("not a full resync: {line:?}"));
+        RawSync { reader, offset }
+    }
+
+    /// Skips the keepalive newlines, then reads the `$<len>` payload.
+    fn payload(&mut self) -> Vec<u8> {
+        use std::io::BufRead;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line != "\n" {
+                break;
+            }
+        }
+        let len: usize = line.trim_end().strip_prefix('$').unwrap().parse().unwrap();
+        let mut rdb = vec![0; len];
+        self.reader.read_exact(&mut rdb).unwrap();
+        rdb
+    }
+
+    /// Reads the stream until `needle` has come.
+    fn stream_until(&mut self, needle: &str) -> String {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let n = self.reader.read(&mut buf).unwrap();
+            assert!(n > 0, "stream ended: {:?}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    }
+}
+
+/// Replicas asking for a disk sync while one is being written join it, as Redis attaches
+/// them to the running BGSAVE: one file, the same offset and bytes for both, then the same
+/// stream from that offset; the file is gone afterwards.
+#[test]
+fn replicas_that_attach_together_share_one_disk_sync() {
+    let kura = kura_master(|c| {
+        c.repl_diskless_sync = false;
+        // 50 ms a key: the save outlasts the second replica's attach.
+        c.rdb_key_save_delay = 50_000;
+    });
+    let mut k = kura.client();
+    for i in 0..20 {
+        ok(&mut k, &["SET", &format!("k{i}"), "v"]);
+    }
+    let mut first = RawSync::start(kura.addr);
+    // The master's offset moves past the first snapshot's before the second replica asks.
+    ok(&mut k, &["SET", "between", "written-after-the-snapshot"]);
+    let mut second = RawSync::start(kura.addr);
+    assert_eq!(
+        second.offset, first.offset,
+        "the second joined the first's snapshot"
+    );
+    let dir = kura.state.with_config(|c| c.dir.clone());
+    let temp_files = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("temp-sync-")
+            })
+            .count()
+    };
+    assert_eq!(temp_files(), 1, "one file for both");
+    let (a, b) = (first.payload(), second.payload());
+    assert_eq!(a, b);
+    assert!(a.starts_with(b"REDIS0010"));
+    for sync in [&mut first, &mut second] {
+        sync.stream_until("written-after-the-snapshot");
+    }
+    assert!(wait_until(Duration::from_secs(10), || temp_files() == 0));
+    assert_eq!(stat(&mut k, "sync_full"), 2);
+    // After the file is written, a third replica gets a snapshot of its own.
+    ok(&mut k, &["CONFIG", "SET", "rdb-key-save-delay", "0"]);
+    let third = RawSync::start(kura.addr);
+    assert!(third.offset > first.offset);
+}

@@ -595,7 +595,7 @@ mod tests {
         for compress in [true, false] {
             let opts = WriteOpts {
                 compress,
-                list_fill: -2,
+                ..WriteOpts::default()
             };
             for v in samples() {
                 let mut buf = Vec::new();

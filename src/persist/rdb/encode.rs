@@ -36,6 +36,8 @@ pub struct WriteOpts {
     pub compress: bool,
     /// `list-max-listpack-size`: negative = node byte limit class, positive = elements.
     pub list_fill: i64,
+    /// `rdb-key-save-delay`: a pause after each key (see [`WriteOpts::pause_after_key`]).
+    pub key_save_delay: i64,
 }
 
 impl Default for WriteOpts {
@@ -43,6 +45,7 @@ impl Default for WriteOpts {
         WriteOpts {
             compress: true,
             list_fill: -2,
+            key_save_delay: 0,
         }
     }
 }
@@ -53,6 +56,21 @@ impl WriteOpts {
         WriteOpts {
             compress: c.rdbcompression,
             list_fill: c.list_max_listpack_size,
+            key_save_delay: c.rdb_key_save_delay,
+        }
+    }
+
+    /// Sleeps as `rdb-key-save-delay` asks after a key (Redis `debugDelay`): `n` > 0 sleeps
+    /// `n` µs; `n` < 0 sleeps 1 µs once in `-n` keys on average, since even the shortest
+    /// sleep costs a system call.
+    pub fn pause_after_key(&self) {
+        let usec = match self.key_save_delay {
+            0 => return,
+            n if n > 0 => n,
+            n => i64::from(rand::random::<u64>() % n.unsigned_abs() == 0),
+        };
+        if usec > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(usec as u64));
         }
     }
 }
@@ -442,6 +460,7 @@ mod tests {
             let opts = WriteOpts {
                 compress: round % 2 == 0,
                 list_fill: [-5, -4, -3, -2, -1, 0, 1, 5, 100][round % 9],
+                ..WriteOpts::default()
             };
             let l = List::from_iter_bytes(items.iter().map(|v| v.as_slice()));
             // Both list paths write the same bytes.

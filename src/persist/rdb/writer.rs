@@ -89,6 +89,7 @@ pub fn write_rdb<W: Write>(
             w.write_all(&[value_type(&entry.value)])?;
             write_string(&mut w, key, opts.compress)?;
             write_object(&mut w, &entry.value, opts)?;
+            opts.pause_after_key();
         }
         written.keys += keys;
         written.expires += expires;

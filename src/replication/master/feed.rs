@@ -317,15 +317,8 @@ impl Link {
         self.replica.set_state(ReplicaState::SendBulk);
         match payload {
             Payload::Stream(rx) => self.send_eof_framed(rx).await?,
-            Payload::File(path, done) => {
-                let r = self.send_file(&path, done).await;
-                if let Err(e) = std::fs::remove_file(&path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
-                        warn!(file = %path.display(), error = %e, "cannot remove sync file");
-                    }
-                }
-                r?;
-            }
+            // The file goes once every replica sharing it is done (`SyncFile`'s drop).
+            Payload::File(file, done) => self.send_file(file.path(), done).await?,
         }
         if req.hs.rdb_only {
             info!("Streamed RDB transfer with replica {} succeeded (socket). Closing the connection (rdb-only).", self.name);

@@ -3,10 +3,12 @@
 //! RDB writer while writers go on. Diskless syncs wait `repl-diskless-sync-delay` seconds so
 //! replicas that attach together share one snapshot, whose bytes fan out to each of them.
 //! Disk syncs (`repl-diskless-sync no`, or a replica without `capa eof`) write a file in
-//! `dir` and send it with `$<len>` framing.
+//! `dir` and send it with `$<len>` framing; a replica that asks while one is being written
+//! joins it, as Redis attaches it to the running BGSAVE ("Waiting for end of BGSAVE for
+//! SYNC"), so replicas attaching together cost one file.
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +32,40 @@ pub enum Payload {
     /// (the channel closing without it means the save failed).
     Stream(mpsc::Receiver<Bytes>),
     /// Disk: a file, complete once the watch holds `Some` (its size, or the error).
-    File(PathBuf, watch::Receiver<Option<Result<u64, String>>>),
+    File(Arc<SyncFile>, watch::Receiver<Option<Result<u64, String>>>),
+}
+
+/// A disk sync's temporary file, removed when its writer and every replica reading it are
+/// done with it (an open file stays readable after the removal).
+#[derive(Debug)]
+pub struct SyncFile {
+    path: PathBuf,
+}
+
+impl SyncFile {
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SyncFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                warn!(file = %self.path.display(), error = %e, "cannot remove sync file");
+            }
+        }
+    }
+}
+
+/// The disk sync being written, which replicas that ask meanwhile can join.
+#[derive(Debug, Clone)]
+struct DiskJob {
+    file: Arc<SyncFile>,
+    done: watch::Receiver<Option<Result<u64, String>>>,
+    replid: String,
+    offset: u64,
 }
 
 /// A started full resync, as one replica sees it.
@@ -55,6 +90,7 @@ struct Waiter {
 #[derive(Debug, Default)]
 pub struct Jobs {
     pending: Option<Vec<Waiter>>,
+    disk: Option<DiskJob>,
 }
 
 /// Queues a replica for a full resync; the receiver yields when its snapshot starts.
@@ -62,8 +98,18 @@ pub fn enqueue(srv: &Arc<ServerState>, client_id: u64, diskless: bool) -> onesho
     let (tx, rx) = oneshot::channel();
     let waiter = Waiter { client_id, tx };
     if !diskless {
-        info!("Starting BGSAVE for SYNC with target: disk");
-        start(srv, vec![waiter], false);
+        match join_disk(srv, client_id) {
+            Some(started) => {
+                info!("Waiting for end of BGSAVE for SYNC");
+                if waiter.tx.send(started).is_err() {
+                    forget_readers(srv, &[client_id]);
+                }
+            }
+            None => {
+                info!("Starting BGSAVE for SYNC with target: disk");
+                start(srv, vec![waiter], false);
+            }
+        }
         return rx;
     }
     let Ok(mut jobs) = srv.repl.jobs.lock() else {
@@ -110,6 +156,27 @@ pub fn enqueue(srv: &Arc<ServerState>, client_id: u64, diskless: bool) -> onesho
     rx
 }
 
+/// Attaches a replica to the disk sync being written, when there is one and the write stream
+/// still holds everything from its offset on (Redis attaches only while the BGSAVE runs and
+/// copies the first replica's output buffer; here the stream's blocks are that buffer).
+fn join_disk(srv: &Arc<ServerState>, client_id: u64) -> Option<Start> {
+    let job = srv.repl.jobs.lock().ok()?.disk.clone()?;
+    if job.done.borrow().is_some() {
+        return None;
+    }
+    let mut st = srv.engine.lock();
+    let held_from = st.stream.offset() - st.stream.buffered() as u64;
+    if !st.stream.is_active() || held_from > job.offset || job.replid != srv.repl.replid() {
+        return None;
+    }
+    st.stream.add_reader(client_id, job.offset);
+    Some(Start {
+        replid: job.replid,
+        offset: job.offset,
+        payload: Payload::File(job.file, job.done),
+    })
+}
+
 fn diskless_delay(srv: &ServerState) -> (u64, u64) {
     srv.with_config(|c| {
         (
@@ -132,6 +199,9 @@ fn start(srv: &Arc<ServerState>, waiters: Vec<Waiter>, diskless: bool) {
         }
         (point, offset, srv.repl.replid())
     };
+    // Replicas whose link ended before their snapshot started: the link removed its stream
+    // reader before we added it, so it is removed here.
+    let mut gone = Vec::new();
     if diskless {
         let mut outs = Vec::new();
         for w in waiters {
@@ -143,8 +213,11 @@ fn start(srv: &Arc<ServerState>, waiters: Vec<Waiter>, diskless: bool) {
             };
             if w.tx.send(started).is_ok() {
                 outs.push(tx);
+            } else {
+                gone.push(w.client_id);
             }
         }
+        forget_readers(srv, &gone);
         let srv = srv.clone();
         spawn_thread(move || {
             let started = Instant::now();
@@ -162,27 +235,37 @@ fn start(srv: &Arc<ServerState>, waiters: Vec<Waiter>, diskless: bool) {
         });
     } else {
         static SEQ: AtomicU64 = AtomicU64::new(0);
-        let path = srv.with_config(|c| c.dir.clone()).join(format!(
-            "temp-sync-{}-{}.rdb",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let file = Arc::new(SyncFile {
+            path: srv.with_config(|c| c.dir.clone()).join(format!(
+                "temp-sync-{}-{}.rdb",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            )),
+        });
         let (done_tx, done_rx) = watch::channel(None);
+        if let Ok(mut jobs) = srv.repl.jobs.lock() {
+            jobs.disk = Some(DiskJob {
+                file: file.clone(),
+                done: done_rx.clone(),
+                replid: replid.clone(),
+                offset,
+            });
+        }
         for w in waiters {
             let started = Start {
                 replid: replid.clone(),
                 offset,
-                payload: Payload::File(path.clone(), done_rx.clone()),
+                payload: Payload::File(file.clone(), done_rx.clone()),
             };
-            // A waiter gone meanwhile: nothing to do for it.
             if w.tx.send(started).is_err() {
-                continue;
+                gone.push(w.client_id);
             }
         }
+        forget_readers(srv, &gone);
         let srv = srv.clone();
         spawn_thread(move || {
             let started = Instant::now();
-            let result = std::fs::File::create(&path)
+            let result = std::fs::File::create(file.path())
                 .and_then(|f| write_point(&srv, &point, BufWriter::with_capacity(1 << 20, f)))
                 .and_then(|mut b| {
                     b.flush()?;
@@ -190,8 +273,27 @@ fn start(srv: &Arc<ServerState>, waiters: Vec<Waiter>, diskless: bool) {
                     Ok(f.metadata()?.len())
                 });
             done_tx.send_replace(Some(result.as_ref().map(|n| *n).map_err(|e| e.to_string())));
+            // Finished: later replicas start their own (the job's file lives while read).
+            if let Ok(mut jobs) = srv.repl.jobs.lock() {
+                if jobs
+                    .disk
+                    .as_ref()
+                    .is_some_and(|j| Arc::ptr_eq(&j.file, &file))
+                {
+                    jobs.disk = None;
+                }
+            }
             log_result(&result.map(|_| ()), started);
         });
+    }
+}
+
+fn forget_readers(srv: &ServerState, ids: &[u64]) {
+    if !ids.is_empty() {
+        let mut st = srv.engine.lock();
+        for id in ids {
+            st.stream.remove_reader(*id);
+        }
     }
 }
 

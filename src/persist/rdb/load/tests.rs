@@ -598,7 +598,7 @@ fn big_files_checksum_on_a_second_thread() {
         .key(types::LIST_QUICKLIST_2, "log");
     let no_lzf = WriteOpts {
         compress: false,
-        list_fill: -2,
+        ..WriteOpts::default()
     };
     write_object(&mut f.0, &v, &no_lzf).unwrap();
     let f = f.string_key("tail", &"z".repeat(100)).end();
