@@ -67,7 +67,7 @@ impl WriteOpts {
         let usec = match self.key_save_delay {
             0 => return,
             n if n > 0 => n,
-            n => i64::from(rand::random::<u64>() % n.unsigned_abs() == 0),
+            n => i64::from(rand::random::<u64>().is_multiple_of(n.unsigned_abs())),
         };
         if usec > 0 {
             std::thread::sleep(std::time::Duration::from_micros(usec as u64));
