@@ -232,6 +232,7 @@ struct RawSync {
     offset: u64,
 }
 
+#[allow(clippy::unwrap_used)] // a test helper: a failed read is the test failing
 impl RawSync {
     fn start(addr: std::net::SocketAddr) -> RawSync {
         use std::io::BufRead;
