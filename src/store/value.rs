@@ -127,21 +127,7 @@ impl From<i64> for Str {
     fn from(n: i64) -> Self {
         // 20 bytes at most ("-9223372036854775808"), within `INLINE`.
         let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut rest = n.unsigned_abs();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        if n < 0 {
-            at -= 1;
-            digits[at] = b'-';
-        }
-        Str::from(&digits[at..])
+        Str::from(crate::resp::encode::fmt_i64(n, &mut digits))
     }
 }
 
