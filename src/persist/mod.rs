@@ -1,5 +1,6 @@
 //! Persistence: the RDB format (DUMP/RESTORE payloads and files) and saving.
 
 pub mod aof;
+pub mod offload;
 pub mod rdb;
 pub mod save;

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use tracing::{info, warn};
 
+use super::offload::Offload;
 use super::rdb::encode::WriteOpts;
 use super::rdb::writer::{write_rdb, Aux, Written};
 use crate::state::ServerState;
@@ -145,10 +146,13 @@ pub fn dump_path(srv: &ServerState) -> PathBuf {
 }
 
 /// Writes `point` to `path` crash-safely; returns the byte count and what was written.
+/// `offload`: the file's writes and fsyncs run on a second thread (see [`Offload`]), for
+/// saves that block the server anyway.
 pub fn write_file(
     srv: &ServerState,
     path: &Path,
     point: &SavePoint,
+    offload: bool,
 ) -> Result<(u64, Written), SaveError> {
     let (opts, checksum, incremental) = srv.with_config(|c| {
         (
@@ -158,7 +162,7 @@ pub fn write_file(
         )
     });
     let mut written = Written::default();
-    let bytes = write_durably(path, incremental, |w| {
+    let bytes = write_durably(path, incremental, offload, |w| {
         let (w, n) = write_rdb(w, &point.snapshot, &point.aux, &opts, checksum)?;
         written = n;
         Ok(w)
@@ -174,7 +178,8 @@ pub fn write_file(
 pub fn write_durably(
     path: &Path,
     incremental: bool,
-    body: impl FnOnce(BufWriter<SyncEvery>) -> std::io::Result<BufWriter<SyncEvery>>,
+    offload: bool,
+    body: impl FnOnce(BufWriter<Sink>) -> std::io::Result<BufWriter<Sink>>,
 ) -> Result<u64, SaveError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -195,15 +200,18 @@ pub fn write_durably(
             .truncate(true)
             .open(&temp)?;
         let every = incremental.then_some(INCREMENTAL_FSYNC_BYTES);
-        let buf = body(BufWriter::with_capacity(
-            1 << 20,
-            SyncEvery {
-                file,
-                every,
-                since: 0,
-            },
-        ))?;
-        let file = buf.into_inner().map_err(|e| e.into_error())?.file;
+        let file = SyncEvery {
+            file,
+            every,
+            since: 0,
+        };
+        let sink = if offload {
+            Sink::Thread(Offload::new(file)?)
+        } else {
+            Sink::Here(file)
+        };
+        let buf = body(BufWriter::with_capacity(1 << 20, sink))?;
+        let file = buf.into_inner().map_err(|e| e.into_error())?.finish()?;
         file.sync_all()?;
         let bytes = file.metadata()?.len();
         drop(file);
@@ -251,6 +259,41 @@ impl std::io::Write for SyncEvery {
     }
 }
 
+/// Where a crash-safe file's bytes go: written on the caller's thread, or handed to a
+/// writer thread.
+pub enum Sink {
+    /// Written here.
+    Here(SyncEvery),
+    /// Written by [`Offload`]'s thread.
+    Thread(Offload<SyncEvery>),
+}
+
+impl Sink {
+    /// Waits for every byte to be written; returns the file.
+    fn finish(self) -> std::io::Result<File> {
+        match self {
+            Sink::Here(s) => Ok(s.file),
+            Sink::Thread(o) => o.finish().map(|s| s.file),
+        }
+    }
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Here(s) => s.write(buf),
+            Sink::Thread(o) => o.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Here(s) => s.flush(),
+            Sink::Thread(o) => o.flush(),
+        }
+    }
+}
+
 /// Records a finished save: LASTSAVE, the dirty counter (minus what it was at the start),
 /// the byte count.
 fn finish(srv: &ServerState, st: &mut crate::cmd::EngineState, point_dirty: u64, bytes: u64) {
@@ -265,7 +308,8 @@ fn finish(srv: &ServerState, st: &mut crate::cmd::EngineState, point_dirty: u64,
 pub fn save_locked(srv: &ServerState, st: &mut crate::cmd::EngineState) -> Result<(), SaveError> {
     srv.save.saves.fetch_add(1, Ordering::Relaxed);
     let point = save_point(srv, st);
-    let (bytes, written) = write_file(srv, &dump_path(srv), &point)?;
+    // The server waits for this save: the disk's side runs beside the encoder.
+    let (bytes, written) = write_file(srv, &dump_path(srv), &point, true)?;
     info!(keys = written.keys, "DB saved on disk");
     finish(srv, st, point.dirty, bytes);
     Ok(())
@@ -288,7 +332,7 @@ pub fn start_bgsave(srv: &Arc<ServerState>, point: SavePoint) -> bool {
         .spawn(move || {
             let srv = worker;
             let started = Instant::now();
-            let result = write_file(&srv, &dump_path(&srv), &point);
+            let result = write_file(&srv, &dump_path(&srv), &point, false);
             let took = started.elapsed();
             srv.metrics.bgsave_duration.observe(took.as_secs_f64());
             let secs = took.as_secs() as i64;

@@ -393,9 +393,11 @@ fn write_base(
 ) -> Result<u64, AofError> {
     let incremental = cfg.aof_rewrite_incremental_fsync;
     let result = if cfg.aof_use_rdb_preamble {
-        crate::persist::save::write_file(srv, path, point).map(|(bytes, _)| bytes)
+        crate::persist::save::write_file(srv, path, point, false).map(|(bytes, _)| bytes)
     } else {
-        write_durably(path, incremental, |w| write_commands(w, &point.snapshot))
+        write_durably(path, incremental, false, |w| {
+            write_commands(w, &point.snapshot)
+        })
     };
     result.map_err(|e| AofError::Io {
         what: "cannot write the AOF base",
