@@ -20,8 +20,9 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::offload::Offload;
+use super::rdb::crc64::Crc64Writer;
 use super::rdb::encode::WriteOpts;
-use super::rdb::writer::{write_rdb, Aux, Written};
+use super::rdb::writer::{write_rdb, write_rdb_unsummed, Aux, Written};
 use crate::state::ServerState;
 use crate::store::Snapshot;
 
@@ -162,11 +163,20 @@ pub fn write_file(
         )
     });
     let mut written = Written::default();
-    let bytes = write_durably(path, incremental, offload, |w| {
-        let (w, n) = write_rdb(w, &point.snapshot, &point.aux, &opts, checksum)?;
-        written = n;
-        Ok(w)
-    })?;
+    let bytes = if offload {
+        // The writer thread also computes the CRC64 and appends the trailer.
+        write_durably(path, incremental, Mode::Thread { checksum }, |w| {
+            let (w, n) = write_rdb_unsummed(w, &point.snapshot, &point.aux, &opts)?;
+            written = n;
+            Ok(w)
+        })?
+    } else {
+        write_durably(path, incremental, Mode::Here, |w| {
+            let (w, n) = write_rdb(w, &point.snapshot, &point.aux, &opts, checksum)?;
+            written = n;
+            Ok(w)
+        })?
+    };
     Ok((bytes, written))
 }
 
@@ -178,7 +188,7 @@ pub fn write_file(
 pub fn write_durably(
     path: &Path,
     incremental: bool,
-    offload: bool,
+    mode: Mode,
     body: impl FnOnce(BufWriter<Sink>) -> std::io::Result<BufWriter<Sink>>,
 ) -> Result<u64, SaveError> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -205,10 +215,11 @@ pub fn write_durably(
             every,
             since: 0,
         };
-        let sink = if offload {
-            Sink::Thread(Offload::new(file)?)
-        } else {
-            Sink::Here(file)
+        let sink = match mode {
+            Mode::Here => Sink::Here(file),
+            Mode::Thread { checksum } => {
+                Sink::Thread(Offload::new(Crc64Writer::new(file))?, checksum)
+            }
         };
         let buf = body(BufWriter::with_capacity(1 << 20, sink))?;
         let file = buf.into_inner().map_err(|e| e.into_error())?.finish()?;
@@ -259,21 +270,41 @@ impl std::io::Write for SyncEvery {
     }
 }
 
-/// Where a crash-safe file's bytes go: written on the caller's thread, or handed to a
-/// writer thread.
+/// How [`write_durably`] writes the file.
+#[derive(Debug, Clone, Copy)]
+pub enum Mode {
+    /// On the caller's thread, exactly the bytes the body writes.
+    Here,
+    /// On a writer thread ([`Offload`]), which also computes the CRC64 of what the body
+    /// writes (an RDB without its trailer) and appends it as the trailer (zeros without
+    /// `checksum`): a save that blocks the server spends its own thread only on encoding.
+    Thread {
+        /// Append the CRC64 (`rdbchecksum yes`) rather than zeros.
+        checksum: bool,
+    },
+}
+
+/// Where a crash-safe file's bytes go.
 pub enum Sink {
     /// Written here.
     Here(SyncEvery),
-    /// Written by [`Offload`]'s thread.
-    Thread(Offload<SyncEvery>),
+    /// Checksummed and written by [`Offload`]'s thread; whether the trailer holds the CRC.
+    Thread(Offload<Crc64Writer<SyncEvery>>, bool),
 }
 
 impl Sink {
-    /// Waits for every byte to be written; returns the file.
+    /// Waits for every byte to be written (and the trailer, for [`Mode::Thread`]); returns
+    /// the file.
     fn finish(self) -> std::io::Result<File> {
         match self {
             Sink::Here(s) => Ok(s.file),
-            Sink::Thread(o) => o.finish().map(|s| s.file),
+            Sink::Thread(o, checksum) => {
+                let summed = o.finish()?;
+                let crc = if checksum { summed.crc() } else { 0 };
+                let mut file = summed.into_inner();
+                std::io::Write::write_all(&mut file, &crc.to_le_bytes())?;
+                Ok(file.file)
+            }
         }
     }
 }
@@ -282,14 +313,14 @@ impl std::io::Write for Sink {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Sink::Here(s) => s.write(buf),
-            Sink::Thread(o) => o.write(buf),
+            Sink::Thread(o, _) => o.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Sink::Here(s) => s.flush(),
-            Sink::Thread(o) => o.flush(),
+            Sink::Thread(o, _) => o.flush(),
         }
     }
 }
@@ -536,4 +567,62 @@ fn read_dump(srv: &ServerState) -> Result<Option<super::rdb::load::Loaded>, Load
     );
     srv.save.record_load(&loaded);
     Ok(Some(loaded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Entry, Keyspace, List, Value};
+
+    fn sample() -> Snapshot {
+        let mut ks = Keyspace::new(2);
+        for i in 0..300 {
+            let key = format!("k{i}");
+            let value = if i % 3 == 0 {
+                let items: Vec<Vec<u8>> =
+                    (0..200).map(|j| format!("{j:0100}").into_bytes()).collect();
+                Value::List(Arc::new(List::from_iter_bytes(
+                    items.iter().map(|v| v.as_slice()),
+                )))
+            } else {
+                Value::Str(format!("value-{i}").repeat(i % 7 + 1).as_bytes().into())
+            };
+            ks.dbs[i % 2].insert(key, Entry::new(value, 0));
+        }
+        ks.snapshot()
+    }
+
+    /// The offloaded SAVE (writer thread computing the CRC) writes the very bytes the
+    /// one-thread path writes, with and without `rdbchecksum`.
+    #[test]
+    fn offloaded_writes_match_direct_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let snap = sample();
+        let aux = Aux {
+            redis_ver: "7.0.15".into(),
+            ctime: 1,
+            used_mem: 2,
+            repl: None,
+            aof_base: false,
+        };
+        let opts = WriteOpts::default();
+        for checksum in [true, false] {
+            let here = dir.path().join(format!("here-{checksum}.rdb"));
+            let thread = dir.path().join(format!("thread-{checksum}.rdb"));
+            write_durably(&here, true, Mode::Here, |w| {
+                write_rdb(w, &snap, &aux, &opts, checksum).map(|(w, _)| w)
+            })
+            .unwrap();
+            write_durably(&thread, true, Mode::Thread { checksum }, |w| {
+                write_rdb_unsummed(w, &snap, &aux, &opts).map(|(w, _)| w)
+            })
+            .unwrap();
+            let (a, b) = (
+                std::fs::read(&here).unwrap(),
+                std::fs::read(&thread).unwrap(),
+            );
+            assert!(a.len() > 100_000);
+            assert_eq!(a, b, "checksum {checksum}");
+        }
+    }
 }

@@ -395,7 +395,7 @@ fn write_base(
     let result = if cfg.aof_use_rdb_preamble {
         crate::persist::save::write_file(srv, path, point, false).map(|(bytes, _)| bytes)
     } else {
-        write_durably(path, incremental, false, |w| {
+        write_durably(path, incremental, crate::persist::save::Mode::Here, |w| {
             write_commands(w, &point.snapshot)
         })
     };

@@ -54,7 +54,21 @@ pub fn write_rdb<W: Write>(
     opts: &WriteOpts,
     checksum: bool,
 ) -> io::Result<(W, Written)> {
-    let mut w = Crc64Writer::new(w);
+    let (w, written) = write_rdb_unsummed(Crc64Writer::new(w), snap, aux, opts)?;
+    let crc = if checksum { w.crc() } else { 0 };
+    let mut inner = w.into_inner();
+    inner.write_all(&crc.to_le_bytes())?;
+    Ok((inner, written))
+}
+
+/// Writes everything of the file but its trailing checksum (through `EOF`), for a sink that
+/// computes the CRC64 itself (a writer thread: `persist::save`'s offloaded SAVE) and appends it.
+pub fn write_rdb_unsummed<W: Write>(
+    mut w: W,
+    snap: &Snapshot,
+    aux: &Aux,
+    opts: &WriteOpts,
+) -> io::Result<(W, Written)> {
     w.write_all(format!("REDIS{RDB_VERSION:04}").as_bytes())?;
     write_aux(&mut w, "redis-ver", aux.redis_ver.as_bytes())?;
     write_aux(&mut w, "redis-bits", b"64")?;
@@ -95,10 +109,7 @@ pub fn write_rdb<W: Write>(
         written.expires += expires;
     }
     w.write_all(&[opcode::EOF])?;
-    let crc = if checksum { w.crc() } else { 0 };
-    let mut inner = w.into_inner();
-    inner.write_all(&crc.to_le_bytes())?;
-    Ok((inner, written))
+    Ok((w, written))
 }
 
 #[cfg(test)]
