@@ -107,6 +107,12 @@ pub async fn serve(
         write_tick: tokio::time::interval(TICK),
     };
     let end = link.run(&req, shutdown).await;
+    // Logged before the replica is unlinked, as Redis's `freeClient` does: whoever sees it
+    // gone from INFO can already read why.
+    match end {
+        End::Lost => info!("Connection with replica {name} lost."),
+        End::Dropped => info!("Replica {name} disconnected."),
+    }
     reader.abort();
     {
         let mut st = srv.engine.lock();
@@ -123,10 +129,6 @@ pub async fn serve(
     }
     // The peer may be gone already; nothing to report then.
     link.out.shutdown().await.unwrap_or(());
-    match end {
-        End::Lost => info!("Connection with replica {name} lost."),
-        End::Dropped => info!("Replica {name} disconnected."),
-    }
 }
 
 /// Reads what the replica sends: `REPLCONF ACK <offset>` (anything else is ignored; Redis
