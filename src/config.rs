@@ -185,6 +185,10 @@ pub struct Config {
     /// for throttling a save or testing what happens while one runs); negative: sleep 1 µs
     /// after one key in `-n`, on average.
     pub rdb_key_save_delay: i64,
+    /// Share of one core, in percent, a background snapshot writer (BGSAVE, AOF rewrite,
+    /// `GET /backup`) works while it runs; it pauses the rest of the time so clients keep
+    /// their latency (kura's own; 100: as fast as it can, as Redis's fork child).
+    pub snapshot_cpu_percent: u32,
     /// Refuse writes after a failed background save.
     pub stop_writes_on_bgsave_error: bool,
     /// Who may run DEBUG (`enable-debug-command`): `no` (Redis 7.0's default), `yes`, or
@@ -313,6 +317,7 @@ impl Default for Config {
             rdbcompression: true,
             rdbchecksum: true,
             rdb_key_save_delay: 0,
+            snapshot_cpu_percent: 50,
             stop_writes_on_bgsave_error: true,
             enable_debug_command: "no".into(),
             appendonly: false,
@@ -694,6 +699,13 @@ pub static PARAMS: &[Param] = &[
         Bool,
         |c| yes_no(c.rdbchecksum),
         |c, v| c.rdbchecksum = parse_bool(v)?
+    ),
+    param!(
+        "snapshot-cpu-percent",
+        Mutable,
+        Int,
+        |c| c.snapshot_cpu_percent.to_string(),
+        |c, v| c.snapshot_cpu_percent = fit(int_in(v, 1, 100)?)?
     ),
     param!(
         "rdb-key-save-delay",

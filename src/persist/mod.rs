@@ -2,5 +2,6 @@
 
 pub mod aof;
 pub mod offload;
+pub mod pace;
 pub mod rdb;
 pub mod save;

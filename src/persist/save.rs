@@ -20,6 +20,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::offload::Offload;
+use super::pace::Paced;
 use super::rdb::crc64::Crc64Writer;
 use super::rdb::encode::WriteOpts;
 use super::rdb::writer::{write_rdb, write_rdb_unsummed, Aux, Written};
@@ -171,7 +172,8 @@ pub fn write_file(
             Ok(w)
         })?
     } else {
-        write_durably(path, incremental, Mode::Here, |w| {
+        let percent = srv.with_config(|c| c.snapshot_cpu_percent);
+        write_durably(path, incremental, Mode::Here { percent }, |w| {
             let (w, n) = write_rdb(w, &point.snapshot, &point.aux, &opts, checksum)?;
             written = n;
             Ok(w)
@@ -216,7 +218,7 @@ pub fn write_durably(
             since: 0,
         };
         let sink = match mode {
-            Mode::Here => Sink::Here(file),
+            Mode::Here { percent } => Sink::Here(Paced::new(file, percent)),
             Mode::Thread { checksum } => {
                 Sink::Thread(Offload::new(Crc64Writer::new(file))?, checksum)
             }
@@ -273,8 +275,12 @@ impl std::io::Write for SyncEvery {
 /// How [`write_durably`] writes the file.
 #[derive(Debug, Clone, Copy)]
 pub enum Mode {
-    /// On the caller's thread, exactly the bytes the body writes.
-    Here,
+    /// On the caller's thread, exactly the bytes the body writes, working `percent` of the
+    /// time (`snapshot-cpu-percent`; 100 for a save the server waits for).
+    Here {
+        /// Share of the time the thread works (see [`Paced`]).
+        percent: u32,
+    },
     /// On a writer thread ([`Offload`]), which also computes the CRC64 of what the body
     /// writes (an RDB without its trailer) and appends it as the trailer (zeros without
     /// `checksum`): a save that blocks the server spends its own thread only on encoding.
@@ -286,8 +292,8 @@ pub enum Mode {
 
 /// Where a crash-safe file's bytes go.
 pub enum Sink {
-    /// Written here.
-    Here(SyncEvery),
+    /// Written here, paced.
+    Here(Paced<SyncEvery>),
     /// Checksummed and written by [`Offload`]'s thread; whether the trailer holds the CRC.
     Thread(Offload<Crc64Writer<SyncEvery>>, bool),
 }
@@ -297,7 +303,7 @@ impl Sink {
     /// the file.
     fn finish(self) -> std::io::Result<File> {
         match self {
-            Sink::Here(s) => Ok(s.file),
+            Sink::Here(s) => Ok(s.into_inner().file),
             Sink::Thread(o, checksum) => {
                 let summed = o.finish()?;
                 let crc = if checksum { summed.crc() } else { 0 };
@@ -609,7 +615,7 @@ mod tests {
         for checksum in [true, false] {
             let here = dir.path().join(format!("here-{checksum}.rdb"));
             let thread = dir.path().join(format!("thread-{checksum}.rdb"));
-            write_durably(&here, true, Mode::Here, |w| {
+            write_durably(&here, true, Mode::Here { percent: 100 }, |w| {
                 write_rdb(w, &snap, &aux, &opts, checksum).map(|(w, _)| w)
             })
             .unwrap();

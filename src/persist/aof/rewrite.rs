@@ -395,9 +395,13 @@ fn write_base(
     let result = if cfg.aof_use_rdb_preamble {
         crate::persist::save::write_file(srv, path, point, false).map(|(bytes, _)| bytes)
     } else {
-        write_durably(path, incremental, crate::persist::save::Mode::Here, |w| {
-            write_commands(w, &point.snapshot)
-        })
+        let percent = cfg.snapshot_cpu_percent;
+        write_durably(
+            path,
+            incremental,
+            crate::persist::save::Mode::Here { percent },
+            |w| write_commands(w, &point.snapshot),
+        )
     };
     result.map_err(|e| AofError::Io {
         what: "cannot write the AOF base",
