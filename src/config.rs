@@ -185,9 +185,9 @@ pub struct Config {
     /// for throttling a save or testing what happens while one runs); negative: sleep 1 µs
     /// after one key in `-n`, on average.
     pub rdb_key_save_delay: i64,
-    /// Share of one core, in percent, a background snapshot writer (BGSAVE, AOF rewrite,
-    /// `GET /backup`) works while it runs; it pauses the rest of the time so clients keep
-    /// their latency (kura's own; 100: as fast as it can, as Redis's fork child).
+    /// Share of one core, in percent, a background save (BGSAVE, AOF rewrite) works while it
+    /// runs; it pauses the rest of the time so clients keep their latency (kura's own; 100: as
+    /// fast as it can, as Redis's fork child).
     pub snapshot_cpu_percent: u32,
     /// Refuse writes after a failed background save.
     pub stop_writes_on_bgsave_error: bool,

@@ -18,7 +18,6 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tracing::{info, warn};
 
 use super::{ApiError, Door};
-use crate::persist::pace::Pacer;
 use crate::persist::rdb::encode::WriteOpts;
 use crate::persist::rdb::writer::write_rdb;
 use crate::persist::save::{save_point, SavePoint};
@@ -50,19 +49,18 @@ pub async fn download(State(door): State<Door>) -> Result<Response, ApiError> {
         )
     })?;
     let point = super::off_runtime(&srv, |srv| save_point(srv, &srv.engine.lock())).await?;
-    let (opts, checksum, filename, percent) = srv.with_config(|c| {
+    let (opts, checksum, filename) = srv.with_config(|c| {
         (
             WriteOpts::from_config(c),
             c.rdbchecksum,
             c.dbfilename.clone(),
-            c.snapshot_cpu_percent,
         )
     });
     let offset = point.aux.repl.as_ref().map(|(_, _, off)| *off);
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     let spawned = std::thread::Builder::new()
         .name("kura-backup".into())
-        .spawn(move || stream_rdb(point, opts, checksum, percent, tx, permit));
+        .spawn(move || stream_rdb(point, opts, checksum, tx, permit));
     if let Err(e) = spawned {
         return Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,7 +97,6 @@ fn stream_rdb(
     point: SavePoint,
     opts: WriteOpts,
     checksum: bool,
-    percent: u32,
     tx: mpsc::Sender<io::Result<Bytes>>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -107,7 +104,6 @@ fn stream_rdb(
         buf: BytesMut::with_capacity(CHUNK),
         tx: tx.clone(),
         sent: 0,
-        pacer: Pacer::new(percent),
     };
     let written = write_rdb(out, &point.snapshot, &point.aux, &opts, checksum)
         .and_then(|(mut out, written)| out.finish().map(|bytes| (bytes, written)));
@@ -132,8 +128,6 @@ struct ChunkSender {
     buf: BytesMut,
     tx: mpsc::Sender<io::Result<Bytes>>,
     sent: u64,
-    /// `snapshot-cpu-percent`, applied per chunk.
-    pacer: Pacer,
 }
 
 impl ChunkSender {
@@ -143,13 +137,9 @@ impl ChunkSender {
         }
         let chunk = self.buf.split().freeze();
         self.sent += chunk.len() as u64;
-        // Paced on the encoding only: waiting for a slow client below is not work.
-        self.pacer.pace();
         self.tx
             .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "backup client went away"))?;
-        self.pacer.restart();
-        Ok(())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "backup client went away"))
     }
 
     /// Sends what is left; returns the bytes sent in all.

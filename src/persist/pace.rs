@@ -1,13 +1,15 @@
-//! Pacing for background snapshot writers (BGSAVE, AOF rewrites, `GET /backup`):
-//! `snapshot-cpu-percent` of one core while they run.
+//! Pacing for background snapshot writers (BGSAVE, AOF rewrites): `snapshot-cpu-percent` of
+//! one core while they run.
 //!
 //! A snapshot writer streams the whole dataset through the CPU. On a machine with few cores
 //! it shares caches and memory bandwidth with the thread serving clients, and lowering its
 //! scheduling priority does not help (measured: nice +10 or SCHED_IDLE left the writers' p99
 //! at ~2× its value without a save, the same as a fork-based Redis). Working in short bursts
 //! with pauses between them does: at 50% the RPUSH p99 during back-to-back BGSAVEs went from
-//! 1.62× to 1.32× of its value without one, and each save took twice as long. Replication's
-//! full syncs are not paced: a replica waits for them.
+//! ~1.8× to ~1.4× of its value without one (three runs each), and each save took twice as
+//! long. Not paced: replication's full syncs (a replica waits for them) and `GET /backup`,
+//! where pacing halved the speed and left the p99 where it was (the client and the HTTP
+//! stack stay busy while the encoder pauses).
 
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
@@ -51,12 +53,6 @@ impl Pacer {
         }
         std::thread::sleep(pause_for(self.worked, self.percent));
         self.worked = Duration::ZERO;
-        self.since = Instant::now();
-    }
-
-    /// Starts counting work afresh from now, keeping what was counted: time spent waiting
-    /// (on a slow reader, say) is not work.
-    pub fn restart(&mut self) {
         self.since = Instant::now();
     }
 }
