@@ -20,7 +20,8 @@ BATCH=1000
 WINDOW=4
 PROFILE=release
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# Prints the comment block at the top of this script (its help), whatever its length.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 while getopts "s:c:b:w:dh" opt; do
     case $opt in
         s) SECONDS_PER=$OPTARG ;;

@@ -20,7 +20,8 @@ RECORDS=2000000
 HASHES=200000
 SECS=10
 PROFILE=release
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# Prints the comment block at the top of this script (its help), whatever its length.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 while getopts "r:h:s:d" opt; do
     case $opt in
         r) RECORDS=$OPTARG ;;

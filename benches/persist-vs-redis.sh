@@ -16,7 +16,8 @@ set -euo pipefail
 RECORDS=2000000
 HASHES=200000
 PROFILE=release
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# Prints the comment block at the top of this script (its help), whatever its length.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 while getopts "r:h:d" opt; do
     case $opt in
         r) RECORDS=$OPTARG ;;

@@ -34,7 +34,8 @@ SECS=10
 FULL=0
 RECORDS=10000000
 PROFILE=release
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# Prints the comment block at the top of this script (its help), whatever its length.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 while getopts "r:s:gn:dh" opt; do
     case $opt in
         r) RATE=$OPTARG ;;

@@ -19,7 +19,8 @@ set -euo pipefail
 REQUESTS=200000
 KEYS=2000
 PROFILE=release
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# Prints the comment block at the top of this script (its help), whatever its length.
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit "${1:-0}"; }
 while getopts "n:k:dh" opt; do
     case $opt in
         n) REQUESTS=$OPTARG ;;

@@ -18,64 +18,42 @@ use std::time::{Duration, Instant};
 /// scheduler's granularity does not distort the share.
 const BURST: Duration = Duration::from_millis(2);
 
-/// Keeps a thread working `percent` of the time: call [`Pacer::pace`] after each piece of
-/// work (a chunk written); it sleeps once enough work has accumulated.
-#[derive(Debug)]
-pub struct Pacer {
+/// A writer that pauses after a write once it has worked [`BURST`] since its last pause, so
+/// its thread works `percent` of the time (put it under the buffering, where writes are
+/// large: each one reads the clock).
+pub struct Paced<W> {
+    inner: W,
     percent: u32,
-    /// Work counted since the last pause.
-    worked: Duration,
-    /// Start of the work not yet counted.
+    /// When the work since the last pause began.
     since: Instant,
 }
 
-impl Pacer {
-    /// A pacer for `percent` of one core; ≥ 100 never pauses.
-    pub fn new(percent: u32) -> Self {
-        Pacer {
-            percent: percent.max(1),
-            worked: Duration::ZERO,
-            since: Instant::now(),
-        }
-    }
-
-    /// Counts the work since the last call and sleeps for the pause it calls for once
-    /// enough has accumulated.
-    pub fn pace(&mut self) {
-        if self.percent >= 100 {
-            return;
-        }
-        let now = Instant::now();
-        self.worked += now.saturating_duration_since(self.since);
-        self.since = now;
-        if self.worked < BURST {
-            return;
-        }
-        std::thread::sleep(pause_for(self.worked, self.percent));
-        self.worked = Duration::ZERO;
-        self.since = Instant::now();
-    }
-}
-
-/// A writer that paces its thread after each write (put it under the buffering, where
-/// writes are large: each one reads the clock).
-pub struct Paced<W> {
-    inner: W,
-    pacer: Pacer,
-}
-
 impl<W> Paced<W> {
-    /// Wraps `inner` with a [`Pacer`] for `percent`.
+    /// Wraps `inner` for `percent` of one core; ≥ 100 never pauses.
     pub fn new(inner: W, percent: u32) -> Self {
         Paced {
             inner,
-            pacer: Pacer::new(percent),
+            percent: percent.max(1),
+            since: Instant::now(),
         }
     }
 
     /// Returns the inner writer.
     pub fn into_inner(self) -> W {
         self.inner
+    }
+
+    /// Sleeps for the pause the work since the last one calls for, once it is long enough.
+    fn pace(&mut self) {
+        if self.percent >= 100 {
+            return;
+        }
+        let worked = self.since.elapsed();
+        if worked < BURST {
+            return;
+        }
+        std::thread::sleep(pause_for(worked, self.percent));
+        self.since = Instant::now();
     }
 }
 
@@ -87,7 +65,7 @@ fn pause_for(worked: Duration, percent: u32) -> Duration {
 impl<W: Write> Write for Paced<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.pacer.pace();
+        self.pace();
         Ok(n)
     }
 
