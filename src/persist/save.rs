@@ -234,11 +234,7 @@ pub fn write_durably(
         Ok(bytes)
     })();
     if result.is_err() {
-        if let Err(e) = std::fs::remove_file(&temp) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                warn!(file = %temp.display(), error = %e, "cannot remove temp rdb file");
-            }
-        }
+        super::remove_leftover(&temp, "the temp rdb file");
     }
     result.map_err(io_err(path))
 }

@@ -359,11 +359,7 @@ fn rewrite(
     // The AOF is now the new base and the new incremental file: delete the rest.
     for h in std::mem::take(&mut m.history) {
         info!("Removing the history file {} in the background", h.name);
-        if let Err(e) = std::fs::remove_file(dir.join(&h.name)) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                warn!(file = %h.name, error = %e, "cannot remove an AOF history file");
-            }
-        }
+        crate::persist::remove_leftover(&dir.join(&h.name), "an AOF history file");
     }
     persist_manifest(&dir, &prefix, &m)
         .map_err(AofError::io("cannot persist the AOF manifest in", &dir))?;

@@ -51,11 +51,7 @@ impl SyncFile {
 
 impl Drop for SyncFile {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            if e.kind() != io::ErrorKind::NotFound {
-                warn!(file = %self.path.display(), error = %e, "cannot remove sync file");
-            }
-        }
+        crate::persist::remove_leftover(&self.path, "the sync file");
     }
 }
 

@@ -260,11 +260,7 @@ async fn finish_file(file: std::fs::File) -> std::io::Result<()> {
 
 /// Removes a temp file, logging only unexpected failures.
 fn remove(path: &std::path::Path) {
-    if let Err(e) = std::fs::remove_file(path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            warn!(file = %path.display(), error = %e, "cannot remove the temp sync file");
-        }
-    }
+    crate::persist::remove_leftover(path, "the temp sync file");
 }
 
 /// Parses the payload into a fresh keyspace (on a blocking thread: the old data keeps
