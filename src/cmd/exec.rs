@@ -160,10 +160,34 @@ impl Engine {
     }
 
     /// Locks the engine. Held only for CPU work, never across an `.await`.
-    pub fn lock(&self) -> MutexGuard<'_, EngineState> {
+    pub fn lock(&self) -> EngineGuard<'_> {
         // A panic while holding the lock poisons it; the data is still consistent per command,
         // so keep serving rather than take every client down.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        EngineGuard(self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The locked engine. Releasing it wakes whoever tails the write stream (replica feeders)
+/// once for everything written meanwhile, whichever door wrote.
+pub struct EngineGuard<'a>(MutexGuard<'a, EngineState>);
+
+impl std::ops::Deref for EngineGuard<'_> {
+    type Target = EngineState;
+
+    fn deref(&self) -> &EngineState {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for EngineGuard<'_> {
+    fn deref_mut(&mut self) -> &mut EngineState {
+        &mut self.0
+    }
+}
+
+impl Drop for EngineGuard<'_> {
+    fn drop(&mut self) {
+        self.0.stream.wake_tailers();
     }
 }
 
