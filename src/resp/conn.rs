@@ -350,6 +350,11 @@ impl Conn {
             let mut blocked = None;
             {
                 let mut st = srv.engine.lock();
+                if queue.len() > 1 {
+                    if let Some(db) = st.ks.dbs.get(self.sess.db) {
+                        db.prefetch(queue.iter().filter_map(|argv| argv.get(1)).map(|k| &k[..]));
+                    }
+                }
                 let aof_before = st.stream.aof_offset();
                 while let Some(argv) = queue.pop_front() {
                     if is_http_request(&argv[0]) {

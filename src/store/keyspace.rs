@@ -19,6 +19,13 @@ use super::value::Entry;
 pub const SHARDS: usize = 128;
 const SHARD_BITS: u32 = SHARDS.trailing_zeros();
 
+/// Keys [`Db::prefetch`] warms at most: a pipelined batch's worth.
+const PREFETCH_MAX: usize = 32;
+
+/// Databases smaller than this stay in the cache anyway: [`Db::prefetch`] would only hash
+/// every key twice (measured: 2–3% more CPU for RPUSH to one list at -P16).
+const PREFETCH_MIN_KEYS: usize = 1 << 14;
+
 /// One shard of a database (see `shard.rs` for why it is not an `IndexMap`).
 pub type Shard = ShardMap;
 
@@ -90,6 +97,39 @@ impl Db {
             return None;
         }
         Arc::make_mut(shard).get_mut(key)
+    }
+
+    /// Warms the cache for a batch of lookups about to run (a pipelined batch, a run of the
+    /// master's stream): on a keyspace larger than the cache a lookup is two dependent
+    /// memory reads (slot, then entry), which one command at a time pays in full. Reading
+    /// every key's slot first, then every entry, lets those reads overlap — the batch pays
+    /// about two memory latencies instead of two per key (Redis 8 prefetches its dict the
+    /// same way for batches of commands). Plain reads, not prefetch instructions, which are
+    /// `unsafe` to call; only the first `PREFETCH_MAX` keys are read, and only in databases
+    /// of at least `PREFETCH_MIN_KEYS` keys.
+    pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        if self.len < PREFETCH_MIN_KEYS {
+            return;
+        }
+        // Three passes, so each pass's reads are independent of one another and overlap:
+        // the hashes (no memory reads but the keys), the slots, the entries.
+        let mut probes = [(0usize, 0u32, 0usize); PREFETCH_MAX];
+        let mut n = 0;
+        for (probe, key) in probes.iter_mut().zip(keys) {
+            let shard = shard_of(key);
+            let (hash, pos) = self.shards[shard].probe_start(key);
+            *probe = (shard, hash, pos);
+            n += 1;
+        }
+        let probes = &probes[..n];
+        let mut warm = 0u64;
+        for &(shard, _, pos) in probes {
+            warm ^= self.shards[shard].slot_word(pos);
+        }
+        for &(shard, hash, pos) in probes {
+            warm ^= self.shards[shard].touch_entry(hash, pos);
+        }
+        std::hint::black_box(warm);
     }
 
     /// Finds a key's slot: one hash lookup, after which [`Db::at`] and [`Db::at_mut`] reach
@@ -331,6 +371,20 @@ impl Snapshot {
 mod tests {
     use super::*;
     use crate::store::value::Value;
+
+    #[test]
+    fn prefetch_reads_any_batch_and_changes_nothing() {
+        let mut db = Db::default();
+        db.prefetch([&b"k"[..]].into_iter());
+        for n in 0..PREFETCH_MIN_KEYS + 1000 {
+            put(&mut db, &format!("k{n}"));
+        }
+        let keys: Vec<String> = (0..100).map(|n| format!("k{}", n * 7)).collect();
+        db.prefetch(keys.iter().map(|k| k.as_bytes()));
+        db.prefetch([&b""[..], &b"absent"[..]].into_iter());
+        assert_eq!(db.len(), PREFETCH_MIN_KEYS + 1000);
+        assert!(keys.iter().all(|k| db.get(k.as_bytes()).is_some()));
+    }
 
     fn put(db: &mut Db, k: &str) {
         db.insert(

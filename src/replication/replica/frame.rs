@@ -141,7 +141,7 @@ impl Cutter {
 }
 
 /// Returns the arguments of a complete, already validated multibulk.
-fn split_args(raw: &Bytes) -> Vec<Bytes> {
+pub(super) fn split_args(raw: &Bytes) -> Vec<Bytes> {
     let mut args = Vec::new();
     let Ok(Some((_, mut at))) = line_at(raw, 0) else {
         return args;

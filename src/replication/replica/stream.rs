@@ -20,7 +20,7 @@ use tokio::io::AsyncReadExt;
 use tracing::warn;
 
 use super::conn::{ack, io_text, LinkError, MasterConn};
-use super::frame::{Cutter, Frame};
+use super::frame::{split_args, Cutter, Frame};
 use super::role::lock_follower;
 use crate::cmd::args::is;
 use crate::cmd::exec::{execute_locked, EngineState};
@@ -29,16 +29,24 @@ use crate::replication::state::LinkState;
 use crate::state::ServerState;
 
 /// The log line of a command that failed on the replica (Redis `afterErrorReply`).
-fn critical(err: &[u8], argv0: &[u8], argv: &[Bytes]) {
-    let name = lookup(argv0).map_or("<unknown>", |spec| {
-        crate::cmd::server::full_name(spec, argv)
-    });
+fn critical(err: &[u8], argv: &[Bytes]) {
+    let name = argv
+        .first()
+        .and_then(|argv0| lookup(argv0))
+        .map_or("<unknown>", |spec| {
+            crate::cmd::server::full_name(spec, argv)
+        });
     warn!(
         "== CRITICAL == This replica is sending an error to its master: '{}' after processing \
          the command '{name}'",
         String::from_utf8_lossy(err)
     );
 }
+
+/// Commands of the master's stream cut before applying them: the keys [`Db::prefetch`] warms.
+///
+/// [`Db::prefetch`]: crate::store::keyspace::Db::prefetch
+const APPLY_BATCH: usize = 32;
 
 /// The per-link apply state: a partly received command and an open transaction's bytes.
 #[derive(Debug, Default)]
@@ -83,55 +91,113 @@ impl Applier {
         buf: &mut BytesMut,
         acks: &mut Vec<u8>,
     ) -> Result<(), LinkError> {
+        // One clock read per batch and one per command, as a client connection's batch does
+        // (the command's end is the next one's start).
+        sess.batch_now_ms = srv.clock.now_ms();
+        sess.mark = Some(Instant::now());
+        let result = self.apply_batches(srv, st, sess, buf, acks);
+        sess.batch_now_ms = 0;
+        sess.mark = None;
+        result
+    }
+
+    fn apply_batches(
+        &mut self,
+        srv: &ServerState,
+        st: &mut EngineState,
+        sess: &mut Session,
+        buf: &mut BytesMut,
+        acks: &mut Vec<u8>,
+    ) -> Result<(), LinkError> {
+        let mut frames = Vec::with_capacity(APPLY_BATCH);
         loop {
-            let frame = match self.cutter.next(buf) {
-                Ok(Some(f)) => f,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(LinkError::Desync(e.to_string())),
-            };
-            let (raw, argv) = match frame {
-                Frame::Newline => continue,
-                Frame::Inline(_) => {
-                    return Err(LinkError::Desync(
-                        "WARNING: Receiving inline protocol from master, master stream \
-                         corruption? Closing the master connection and discarding the cached \
-                         master."
-                            .into(),
-                    ))
+            // Cut a run of commands first, so their keys' lookups can be warmed together.
+            let mut cut_error = None;
+            while frames.len() < APPLY_BATCH {
+                match self.cutter.next(buf) {
+                    Ok(Some(f)) => frames.push(f),
+                    Ok(None) => break,
+                    Err(e) => {
+                        cut_error = Some(LinkError::Desync(e.to_string()));
+                        break;
+                    }
                 }
-                Frame::Command { raw, argv } => (raw, argv),
-            };
-            let Some(name) = argv.first().cloned() else {
-                self.feed(st, &raw);
-                continue;
-            };
-            if is(&name, "replconf") {
-                if argv.len() >= 2 && is(&argv[1], "getack") && self.txn.is_none() {
-                    // The offset before the GETACK itself (it counts once applied).
-                    acks.extend_from_slice(&ack(st.stream.offset()));
+            }
+            let more = frames.len() == APPLY_BATCH;
+            if frames.len() > 1 {
+                if let Some(db) = st.ks.dbs.get(sess.db) {
+                    db.prefetch(frames.iter().filter_map(|f| match f {
+                        Frame::Command { argv, .. } => argv.get(1).map(|k| &k[..]),
+                        _ => None,
+                    }));
                 }
-                self.feed(st, &raw);
-                continue;
             }
-            if is(&name, "ping") && argv.len() == 1 {
-                self.feed(st, &raw);
-                continue;
+            for frame in frames.drain(..) {
+                self.apply_frame(srv, st, sess, frame, acks)?;
             }
-            if sess.multi.is_none() && is(&name, "multi") {
-                self.txn = Some(Vec::new());
+            if let Some(e) = cut_error {
+                return Err(e);
             }
-            let shown = argv.clone();
-            let out = execute_locked(srv, st, sess, argv);
-            if let Reply::Error(e) = &out.reply {
-                critical(e, &name, &shown);
-            }
-            self.feed(st, &raw);
-            if sess.multi.is_none() {
-                if let Some(t) = self.txn.take() {
-                    st.stream.append_master(&t);
-                }
+            if !more {
+                return Ok(());
             }
         }
+    }
+
+    /// Applies one command of the master's stream.
+    fn apply_frame(
+        &mut self,
+        srv: &ServerState,
+        st: &mut EngineState,
+        sess: &mut Session,
+        frame: Frame,
+        acks: &mut Vec<u8>,
+    ) -> Result<(), LinkError> {
+        let (raw, argv) = match frame {
+            Frame::Newline => return Ok(()),
+            Frame::Inline(_) => {
+                return Err(LinkError::Desync(
+                    "WARNING: Receiving inline protocol from master, master stream \
+                     corruption? Closing the master connection and discarding the cached \
+                     master."
+                        .into(),
+                ))
+            }
+            Frame::Command { raw, argv } => (raw, argv),
+        };
+        let Some(name) = argv.first() else {
+            self.feed(st, &raw);
+            return Ok(());
+        };
+        if is(name, "replconf") {
+            if argv.len() >= 2 && is(&argv[1], "getack") && self.txn.is_none() {
+                // The offset before the GETACK itself (it counts once applied).
+                acks.extend_from_slice(&ack(st.stream.offset()));
+            }
+            self.feed(st, &raw);
+            return Ok(());
+        }
+        if is(name, "ping") && argv.len() == 1 {
+            self.feed(st, &raw);
+            return Ok(());
+        }
+        if sess.multi.is_none() && is(name, "multi") {
+            self.txn = Some(Vec::new());
+        }
+        let out = execute_locked(srv, st, sess, argv);
+        if let Reply::Error(e) = &out.reply {
+            // The arguments again from the raw bytes: copying them for this rare case would
+            // cost every command.
+            critical(e, &split_args(&raw));
+        }
+        self.feed(st, &raw);
+        if sess.multi.is_none() {
+            if let Some(t) = self.txn.take() {
+                st.stream.append_master(&t);
+            }
+        }
+
+        Ok(())
     }
 
     /// Forgets what a lost link left half done: a partial command and an open transaction.
