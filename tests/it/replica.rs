@@ -725,11 +725,13 @@ fn masterauth_and_the_announced_address() {
     let mut k = kura.client();
     wait_synced(&mut k, &mut m);
     assert_eq!(k.cmd(&["GET", "k"]), "$1\r\nv\r\n");
-    let info = m.cmd(&["INFO", "replication"]);
-    assert!(
-        info.contains("slave0:ip=10.1.2.3,port=7777,state=online"),
-        "{info}"
-    );
+    // Redis marks a diskless replica online only once it has reaped the BGSAVE child (its
+    // cron, up to 100 ms later), which can be after the replica has loaded and caught up.
+    let online = wait_until(Duration::from_secs(10), || {
+        m.cmd(&["INFO", "replication"])
+            .contains("slave0:ip=10.1.2.3,port=7777,state=online")
+    });
+    assert!(online, "{}", m.cmd(&["INFO", "replication"]));
     // A wrong password never gets past the handshake.
     let bad = kura_replica(&redis, |c| c.masterauth = "wrong".into());
     let mut b = bad.client();
