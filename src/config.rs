@@ -50,6 +50,67 @@ pub enum AppendFsync {
     No,
 }
 
+/// What a shutdown does beyond the default (`shutdown-on-sigterm`, `shutdown-on-sigint`, and
+/// SHUTDOWN's own options): save even without save points, skip the save, skip waiting for
+/// replicas, exit even if the final save fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownFlags {
+    /// Save the final dump even without save points (`save`).
+    pub save: bool,
+    /// Skip the final dump (`nosave`).
+    pub nosave: bool,
+    /// Do not wait for lagging replicas (`now`).
+    pub now: bool,
+    /// Exit even if the final dump fails (`force`).
+    pub force: bool,
+}
+
+impl ShutdownFlags {
+    /// Parses Redis's multi-word form (`default`, `save`, `nosave`, `now`, `force`; `default`
+    /// adds nothing), with Redis 7.0's errors.
+    pub fn parse(v: &str) -> Result<Self, String> {
+        let mut f = ShutdownFlags::default();
+        for word in v.split_whitespace() {
+            match word.to_ascii_lowercase().as_str() {
+                "default" => {}
+                "save" => f.save = true,
+                "nosave" => f.nosave = true,
+                "now" => f.now = true,
+                "force" => f.force = true,
+                _ => {
+                    return Err("argument(s) must be one of the following: default, save, \
+                                nosave, now, force"
+                        .into())
+                }
+            }
+        }
+        if f.save && f.nosave {
+            return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
+        }
+        Ok(f)
+    }
+}
+
+impl std::fmt::Display for ShutdownFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let words: Vec<&str> = [
+            (self.save, "save"),
+            (self.nosave, "nosave"),
+            (self.now, "now"),
+            (self.force, "force"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, w)| *w)
+        .collect();
+        if words.is_empty() {
+            f.write_str("default")
+        } else {
+            f.write_str(&words.join(" "))
+        }
+    }
+}
+
 /// When the forward door acks a chunk (`[forward] ack_after`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AckAfter {
@@ -189,6 +250,13 @@ pub struct Config {
     /// runs; it pauses the rest of the time so clients keep their latency (kura's own; 100: as
     /// fast as it can, as Redis's fork child).
     pub snapshot_cpu_percent: u32,
+    /// Seconds a shutdown waits for lagging replicas before saving and exiting
+    /// (`shutdown-timeout`; 0: no wait).
+    pub shutdown_timeout: u32,
+    /// What SIGTERM's shutdown does beyond the default (`shutdown-on-sigterm`).
+    pub shutdown_on_sigterm: ShutdownFlags,
+    /// What SIGINT's shutdown does beyond the default (`shutdown-on-sigint`).
+    pub shutdown_on_sigint: ShutdownFlags,
     /// Refuse writes after a failed background save.
     pub stop_writes_on_bgsave_error: bool,
     /// Who may run DEBUG (`enable-debug-command`): `no` (Redis 7.0's default), `yes`, or
@@ -318,6 +386,9 @@ impl Default for Config {
             rdbchecksum: true,
             rdb_key_save_delay: 0,
             snapshot_cpu_percent: 50,
+            shutdown_timeout: 10,
+            shutdown_on_sigterm: ShutdownFlags::default(),
+            shutdown_on_sigint: ShutdownFlags::default(),
             stop_writes_on_bgsave_error: true,
             enable_debug_command: "no".into(),
             appendonly: false,
@@ -713,6 +784,27 @@ pub static PARAMS: &[Param] = &[
         Int,
         |c| c.rdb_key_save_delay.to_string(),
         |c, v| c.rdb_key_save_delay = int_in(v, i32::MIN as i64, i32::MAX as i64)?
+    ),
+    param!(
+        "shutdown-timeout",
+        Mutable,
+        Int,
+        |c| c.shutdown_timeout.to_string(),
+        |c, v| c.shutdown_timeout = fit(int_in(v, 0, INT_MAX)?)?
+    ),
+    param!(
+        "shutdown-on-sigterm",
+        Mutable,
+        Str,
+        |c| c.shutdown_on_sigterm.to_string(),
+        |c, v| c.shutdown_on_sigterm = ShutdownFlags::parse(v)?
+    ),
+    param!(
+        "shutdown-on-sigint",
+        Mutable,
+        Str,
+        |c| c.shutdown_on_sigint.to_string(),
+        |c, v| c.shutdown_on_sigint = ShutdownFlags::parse(v)?
     ),
     param!(
         "enable-debug-command",

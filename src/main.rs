@@ -1,7 +1,5 @@
 //! The kura binary: flags and config file → `Server::start` → wait for a signal → shut down.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use kura::{Config, Server};
 
@@ -58,13 +56,24 @@ fn main() -> anyhow::Result<()> {
         let mut server = Server::start(config).await.context("cannot start kura")?;
         // Data loaded, every door bound: a Type=notify unit counts as started from here.
         kura::notify::ready(&server);
-        tokio::select! {
-            _ = sigint.recv() => tracing::info!("received SIGINT scheduling shutdown"),
-            _ = sigterm.recv() => tracing::info!("received SIGTERM scheduling shutdown"),
-            _ = server.shutdown_requested() => tracing::info!("shutdown requested"),
-        }
+        // A signal's shutdown does what `shutdown-on-sigterm`/`-sigint` say (read when it
+        // arrives: CONFIG SET applies); SHUTDOWN settled its own options.
+        let flags = tokio::select! {
+            _ = sigint.recv() => {
+                tracing::info!("received SIGINT scheduling shutdown");
+                server.state.with_config(|c| c.shutdown_on_sigint)
+            }
+            _ = sigterm.recv() => {
+                tracing::info!("received SIGTERM scheduling shutdown");
+                server.state.with_config(|c| c.shutdown_on_sigterm)
+            }
+            _ = server.shutdown_requested() => {
+                tracing::info!("shutdown requested");
+                kura::config::ShutdownFlags::default()
+            }
+        };
         kura::notify::notify(kura::notify::STOPPING);
-        server.shutdown(Duration::from_secs(10)).await;
+        server.shutdown(flags).await;
         Ok(())
     })
 }

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ShutdownFlags};
 use crate::state::{ClientInfo, ServerState};
 
 /// Why the server could not start.
@@ -203,29 +203,40 @@ impl RunningServer {
         }
     }
 
-    /// Stops accepting, lets connections finish the commands they are running, and waits
-    /// for every task to end (at most `grace`).
-    pub async fn shutdown(mut self, grace: Duration) {
+    /// Stops accepting, lets connections finish the commands they are running (at most
+    /// `DRAIN_WAIT`), lets lagging replicas catch up (at most `shutdown-timeout`, unless
+    /// `flags` or SHUTDOWN say NOW), makes the final save `flags` ask for, and ends the
+    /// replica links. `flags` are `shutdown-on-sigterm`/`-sigint` for a signal; a SHUTDOWN
+    /// command has settled its own.
+    pub async fn shutdown(mut self, flags: ShutdownFlags) {
         self.state.request_shutdown();
-        if tokio::time::timeout(grace, self.drain_rx.recv())
+        if tokio::time::timeout(DRAIN_WAIT, self.drain_rx.recv())
             .await
             .is_err()
         {
             warn!(
-                ?grace,
+                grace = ?DRAIN_WAIT,
                 "connections still open after the shutdown grace period"
             );
         }
         // No client writes any more. As Redis 7.0's `prepareForShutdown` and
         // `finishShutdown`: the replicas catch up, the dump records the offset they hold
         // (so after a restart they continue with a partial resync), then their links end.
-        crate::replication::master::feed::settle_replicas(&self.state, grace).await;
-        crate::persist::save::final_save(&self.state);
+        let now = flags.now || self.state.save.shutdown_now.load(Ordering::Acquire);
+        let limit = match now {
+            true => Duration::ZERO,
+            false => Duration::from_secs(u64::from(self.state.with_config(|c| c.shutdown_timeout))),
+        };
+        crate::replication::master::feed::settle_replicas(&self.state, limit).await;
+        crate::persist::save::final_save(&self.state, flags);
         crate::replication::master::feed::release_replicas(&self.state, RELEASE_WAIT).await;
         crate::persist::aof::rewrite::stop(&self.state);
         info!("kura is now ready to exit, bye bye");
     }
 }
+
+/// How long shutdown waits for connections to finish the commands they are running.
+const DRAIN_WAIT: Duration = Duration::from_secs(10);
 
 /// How long shutdown lets the replica links send their last bytes after the final save.
 const RELEASE_WAIT: Duration = Duration::from_secs(2);

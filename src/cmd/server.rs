@@ -12,6 +12,8 @@ pub mod info;
 pub mod meta;
 pub mod slowlog;
 
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 
 use super::args::{int, is};
@@ -20,6 +22,7 @@ use super::reply::{CmdError, CmdResult, Reply};
 use super::table::flags::*;
 use super::table::CommandSpec;
 use crate::command;
+use crate::config::ShutdownFlags;
 
 pub use slowlog::{record_slowlog, SlowLog, Tracking};
 
@@ -405,46 +408,56 @@ fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 /// closed without a reply, as Redis exits before answering; the server's shutdown path
 /// finishes in-flight work and saves (rule 8 of STYLE.md).
 fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
-    let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    let (mut flags, mut abort) = (ShutdownFlags::default(), false);
     for a in &argv[1..] {
         if is(a, "nosave") {
-            nosave = true;
+            flags.nosave = true;
         } else if is(a, "save") {
-            save = true;
-        } else if is(a, "now") || is(a, "force") {
-            other = true;
+            flags.save = true;
+        } else if is(a, "now") {
+            flags.now = true;
+        } else if is(a, "force") {
+            flags.force = true;
         } else if is(a, "abort") {
             abort = true;
         } else {
             return Err(CmdError::Syntax);
         }
     }
-    if (save && nosave) || (abort && (save || nosave || other)) {
+    if (flags.save && flags.nosave) || (abort && flags != ShutdownFlags::default()) {
         return Err(CmdError::Syntax);
     }
     if abort {
-        // kura's SHUTDOWN replies (or closes) at once, its wait for replicas comes after:
+        // kura's SHUTDOWN saves and closes at once, its wait for replicas comes after:
         // there is never a shutdown in progress to abort.
         return Err(CmdError::err("No shutdown in progress."));
     }
     tracing::warn!(client = ctx.sess.id, "user requested shutdown");
     let points = ctx.srv.with_config(|c| !c.save.is_empty());
-    if save || (points && !nosave) {
+    if flags.save || (points && !flags.nosave) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
-        if let Err(e) = crate::persist::save::save_locked(ctx.srv, ctx.st) {
-            tracing::warn!(error = %e, "Error trying to save the DB, can't exit.");
-            return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+        match crate::persist::save::save_locked(ctx.srv, ctx.st) {
+            Ok(_) => {
+                // The final save checks this: writes after it are saved again.
+                ctx.srv.save.shutdown_saved_at.store(
+                    i64::try_from(ctx.st.stream.offset()).unwrap_or(i64::MAX),
+                    Ordering::Release,
+                );
+            }
+            Err(e) if flags.force => {
+                tracing::warn!(error = %e, "Error trying to save the DB. Exit anyway.");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Error trying to save the DB, can't exit.");
+                return Err(CmdError::err("Errors trying to SHUTDOWN. Check logs."));
+            }
         }
-        // The final save checks this: writes after it are saved again.
-        ctx.srv.save.shutdown_saved_at.store(
-            i64::try_from(ctx.st.stream.offset()).unwrap_or(i64::MAX),
-            std::sync::atomic::Ordering::Release,
-        );
     }
     ctx.srv
         .save
-        .shutdown_settled
-        .store(true, std::sync::atomic::Ordering::Release);
+        .shutdown_now
+        .store(flags.now, Ordering::Release);
+    ctx.srv.save.shutdown_settled.store(true, Ordering::Release);
     ctx.sess.close_after_reply = true;
     ctx.srv.request_shutdown();
     Ok(Reply::NoReply)

@@ -10,6 +10,7 @@
 //! over `dbfilename`, fsync of the directory. On any error the temp file is removed and the
 //! previous dump is untouched.
 
+use crate::config::ShutdownFlags;
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,8 @@ pub struct SaveStatus {
     pub shutdown_settled: AtomicBool,
     /// The write-stream offset SHUTDOWN's own save was made at (-1: it made none).
     pub shutdown_saved_at: AtomicI64,
+    /// SHUTDOWN was given NOW: no wait for lagging replicas.
+    pub shutdown_now: AtomicBool,
     /// Keys the last load put in (`rdb_last_load_keys_loaded`).
     pub last_load_loaded: AtomicU64,
     /// Keys the last load dropped as expired (`rdb_last_load_keys_expired`).
@@ -83,6 +86,7 @@ impl Default for SaveStatus {
             last_bytes: AtomicU64::new(0),
             shutdown_settled: AtomicBool::new(false),
             shutdown_saved_at: AtomicI64::new(-1),
+            shutdown_now: AtomicBool::new(false),
             last_load_loaded: AtomicU64::new(0),
             last_load_expired: AtomicU64::new(0),
         }
@@ -437,20 +441,22 @@ pub fn cron(srv: &Arc<ServerState>) {
 }
 
 /// The final save on the way out (SIGTERM, SIGINT, or SHUTDOWN's own decision): made when
-/// save points are configured and SHUTDOWN did not settle it already, as Redis's
-/// `prepareForShutdown`.
-pub fn final_save(srv: &ServerState) {
+/// save points are configured or `flags` say `save`, unless they say `nosave` or SHUTDOWN
+/// settled it already, as Redis's `finishShutdown`.
+pub fn final_save(srv: &ServerState, flags: ShutdownFlags) {
     if srv.save.shutdown_settled.swap(true, Ordering::AcqRel) {
         resave_after_shutdown(srv);
         return;
     }
-    if srv.with_config(|c| c.save.is_empty()) {
+    if flags.nosave || (!flags.save && srv.with_config(|c| c.save.is_empty())) {
         return;
     }
     info!("Saving the final RDB snapshot before exiting.");
     let mut st = srv.engine.lock();
     if let Err(e) = save_locked(srv, &mut st) {
-        warn!(error = %e, "Error trying to save the DB, can't exit.");
+        // Redis stays up when this fails without FORCE; kura has closed its doors by now
+        // (the dump is made once no client can write), so it exits either way.
+        warn!(error = %e, "Error trying to save the DB. Exit anyway.");
     }
 }
 

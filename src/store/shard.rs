@@ -295,7 +295,8 @@ mod tests {
             m.insert_full(Key::from(format!("key:{n}").as_bytes()), entry(n));
         }
         // A present key's entry is read (its key length, no expiry) when it sits within a
-        // cache line of slots from where its probe starts: nearly always below 3/4 load.
+        // cache line of slots from where its probe starts: nearly always below 3/4 load (the
+        // hasher is seeded per process; at this load 1-3% of keys sit further).
         let found = (0..5000u64)
             .filter(|n| {
                 let key = format!("key:{n}");
@@ -303,7 +304,7 @@ mod tests {
                 m.slot_word(pos) != 0 && m.touch_entry(hash, pos) == key.len() as u64
             })
             .count();
-        assert!(found > 4900, "{found} of 5000");
+        assert!(found > 4750, "{found} of 5000");
         let (hash, pos) = m.probe_start(b"absent");
         assert_eq!(m.touch_entry(hash, pos), 0);
         let empty = ShardMap::default();

@@ -327,3 +327,54 @@ fn replicas_that_attach_together_share_one_disk_sync() {
     let third = RawSync::start(kura.addr);
     assert!(third.offset > first.offset);
 }
+
+#[test]
+fn shutdown_waits_for_a_lagging_replica_up_to_shutdown_timeout_unless_now() {
+    use crate::support::KuraProcess;
+    for now in [false, true] {
+        let mut p = KuraProcess::start(&["--shutdown-timeout", "3", "--repl-diskless-sync", "no"]);
+        let mut c = p.client();
+        ok(&mut c, &["SET", "k", "v"]);
+        // A replica that syncs, then never acks: always behind the master's offset.
+        let mut lagging = RawSync::start(p.addr);
+        lagging.payload();
+        assert!(wait_until(Duration::from_secs(10), || c
+            .cmd(&["INFO", "replication"])
+            .contains("state=online")));
+        ok(&mut c, &["SET", "k2", "v"]);
+        let words: &[&[u8]] = match now {
+            true => &[b"SHUTDOWN", b"NOSAVE", b"NOW"],
+            false => &[b"SHUTDOWN", b"NOSAVE"],
+        };
+        let asked = std::time::Instant::now();
+        c.send(words);
+        assert!(
+            p.wait_exit(Duration::from_secs(30)).is_some(),
+            "{}",
+            p.log()
+        );
+        let took = asked.elapsed();
+        let log = p.log();
+        assert!(log.contains("Lagging replica"), "{log}");
+        assert!(
+            log.contains("0 of 1 replicas are in sync when shutting down."),
+            "{log}"
+        );
+        if now {
+            assert!(
+                took < Duration::from_millis(2500),
+                "NOW waited {took:?}: {log}"
+            );
+            assert!(!log.contains("Waiting for replicas"), "{log}");
+        } else {
+            assert!(
+                took >= Duration::from_millis(2500),
+                "exited after {took:?}: {log}"
+            );
+            assert!(
+                log.contains("Waiting for replicas before shutting down."),
+                "{log}"
+            );
+        }
+    }
+}

@@ -242,6 +242,52 @@ fn sigterm_and_shutdown_save_when_save_points_are_set() {
 }
 
 #[test]
+fn shutdown_on_sigterm_and_sigint_choose_the_final_save() {
+    use crate::support::KuraProcess;
+    // (flags flag, value, signal, save points, dump expected)
+    let cases = [
+        ("--shutdown-on-sigterm", "nosave", "TERM", "3600 1", false),
+        ("--shutdown-on-sigterm", "save now", "TERM", "", true),
+        ("--shutdown-on-sigint", "nosave", "INT", "3600 1", false),
+        ("--shutdown-on-sigint", "default", "INT", "3600 1", true),
+        // Set for the other signal only: this one keeps the default (no save points, no dump).
+        ("--shutdown-on-sigint", "save", "TERM", "", false),
+    ];
+    for (flag, value, signal, points, dumped) in cases {
+        let mut p = KuraProcess::start(&["--save", points, flag, value]);
+        p.client().cmd(&["RPUSH", "l", "a"]);
+        p.signal(signal);
+        assert!(
+            p.wait_exit(Duration::from_secs(30))
+                .is_some_and(|s| s.success()),
+            "{flag} {value} SIG{signal}: {}",
+            p.log()
+        );
+        assert_eq!(
+            p.dir.path().join("dump.rdb").try_exists().unwrap(),
+            dumped,
+            "{flag} {value} SIG{signal}: {}",
+            p.log()
+        );
+    }
+    // CONFIG SET applies to the next signal.
+    let mut p = KuraProcess::start(&["--save", "3600 1"]);
+    let mut c = p.client();
+    c.cmd(&["RPUSH", "l", "a"]);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "shutdown-on-sigterm", "nosave"]),
+        "+OK\r\n"
+    );
+    p.signal("TERM");
+    assert!(
+        p.wait_exit(Duration::from_secs(30)).is_some(),
+        "{}",
+        p.log()
+    );
+    assert!(!p.dir.path().join("dump.rdb").try_exists().unwrap());
+}
+
+#[test]
 fn bgsave_is_one_point_in_time_while_writers_keep_going() {
     let k = Kura::start();
     let mut c = k.client();

@@ -689,6 +689,32 @@ fn redis_benchmark_reads_the_config() {
 // ---- SHUTDOWN ----
 
 #[test]
+fn shutdown_force_exits_though_the_final_save_fails() {
+    let kura = Kura::start();
+    let blocker = kura.state.with_config(|c| c.dir.join("not-a-dir"));
+    std::fs::write(&blocker, b"x").unwrap();
+    kura.state.config.write().unwrap().dir = blocker;
+    let mut c = kura.client();
+    c.cmd(&["SET", "k", "v"]);
+    // Without FORCE a failed save keeps the server up (Redis 7.0's reply).
+    assert_eq!(
+        c.cmd(&["SHUTDOWN", "SAVE"]),
+        "-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
+    );
+    assert_eq!(c.cmd(&["GET", "k"]), "$1\r\nv\r\n");
+    c.send(&[b"SHUTDOWN", b"SAVE", b"FORCE"]);
+    assert!(
+        c.try_read_reply().is_err(),
+        "FORCE: no reply, the server goes"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(kura.addr).is_ok() {
+        assert!(Instant::now() < deadline, "the listener is still open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn shutdown_stops_the_server() {
     let kura = Kura::start();
     let mut c = kura.client();

@@ -53,7 +53,9 @@ impl Kura {
         runtime.spawn(async move {
             let mut running = running;
             running.shutdown_requested().await;
-            running.shutdown(Duration::from_secs(5)).await;
+            running
+                .shutdown(kura::config::ShutdownFlags::default())
+                .await;
         });
         Kura {
             addr,

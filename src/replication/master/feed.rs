@@ -570,9 +570,9 @@ impl Link {
 // ---- SHUTDOWN ----
 
 /// Lets the online replicas catch up before the final save (Redis 7.0 `prepareForShutdown`
-/// and `isReadyToShutdown`, `shutdown-timeout` being kura's shutdown grace). Clients can no
-/// longer write; unless every online replica has acked the end of the stream already, a
-/// `REPLCONF GETACK *` goes out and this waits for their acks, at most `limit`. Then it
+/// and `isReadyToShutdown`; `limit` is `shutdown-timeout`, zero for SHUTDOWN NOW). Clients
+/// can no longer write; unless every online replica has acked the end of the stream already,
+/// a `REPLCONF GETACK *` goes out and this waits for their acks, at most `limit`. Then it
 /// logs, as `finishShutdown`, how many are in sync. The dump then records the offset the
 /// replicas hold, and after a restart they continue from it with a partial resync. A
 /// replica's own replicas are left alone: its stream is its master's bytes.
@@ -586,7 +586,8 @@ pub async fn settle_replicas(srv: &ServerState, limit: Duration) {
     if srv.engine.lock().is_replica || srv.repl.replicas().is_empty() {
         return;
     }
-    if !ready(end(srv)) {
+    // `shutdown-timeout 0` or NOW: no wait, only the report below.
+    if !limit.is_zero() && !ready(end(srv)) {
         crate::replication::wait::request_acks(&mut srv.engine.lock().stream);
         let target = end(srv);
         info!("Waiting for replicas before shutting down.");
