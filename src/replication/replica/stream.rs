@@ -78,30 +78,18 @@ impl Applier {
         if lock_follower(srv).epoch != epoch {
             return Err(LinkError::Retired);
         }
+        // One clock read per call and one per command, as a client connection's batch does
+        // (the command's end is the next one's start).
+        sess.batch_now_ms = srv.clock.now_ms();
+        sess.mark = Some(Instant::now());
         let result = self.apply_locked(srv, &mut st, sess, buf, acks);
+        sess.batch_now_ms = 0;
+        sess.mark = None;
         lock_follower(srv).master_db = sess.db;
         result
     }
 
     fn apply_locked(
-        &mut self,
-        srv: &ServerState,
-        st: &mut EngineState,
-        sess: &mut Session,
-        buf: &mut BytesMut,
-        acks: &mut Vec<u8>,
-    ) -> Result<(), LinkError> {
-        // One clock read per batch and one per command, as a client connection's batch does
-        // (the command's end is the next one's start).
-        sess.batch_now_ms = srv.clock.now_ms();
-        sess.mark = Some(Instant::now());
-        let result = self.apply_batches(srv, st, sess, buf, acks);
-        sess.batch_now_ms = 0;
-        sess.mark = None;
-        result
-    }
-
-    fn apply_batches(
         &mut self,
         srv: &ServerState,
         st: &mut EngineState,
