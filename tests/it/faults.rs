@@ -373,8 +373,16 @@ fn replica_killed_mid_full_sync(victim: Victim) {
         "{}",
         m.cmd(&["INFO", "replication"])
     );
+    // The master logs before it unlinks, but its log reaches us through a pipe and a reader
+    // thread: give that a moment.
+    assert!(
+        wait_until(Duration::from_secs(5), || master
+            .log()
+            .contains("Connection with replica ")),
+        "{}",
+        master.log()
+    );
     let log = master.log();
-    assert!(log.contains("Connection with replica "), "{log}");
     assert!(!log.contains("Synchronization with replica "), "{log}");
     writer.wait_more(2000, "after the kill");
     // Nothing holds the write stream any more: once the writer has streamed two backlogs
