@@ -71,23 +71,37 @@ impl ShutdownFlags {
     pub fn parse(v: &str) -> Result<Self, String> {
         let mut f = ShutdownFlags::default();
         for word in v.split_whitespace() {
-            match word.to_ascii_lowercase().as_str() {
-                "default" => {}
-                "save" => f.save = true,
-                "nosave" => f.nosave = true,
-                "now" => f.now = true,
-                "force" => f.force = true,
-                _ => {
-                    return Err("argument(s) must be one of the following: default, save, \
-                                nosave, now, force"
-                        .into())
-                }
+            if !word.eq_ignore_ascii_case("default") && !f.add(word.as_bytes()) {
+                return Err(
+                    "argument(s) must be one of the following: default, save, nosave, now, force"
+                        .into(),
+                );
             }
         }
         if f.save && f.nosave {
             return Err("shutdown options SAVE and NOSAVE can't be used simultaneously".into());
         }
         Ok(f)
+    }
+
+    /// Sets the flag a word names (`save`, `nosave`, `now`, `force`, any case), as the
+    /// settings and SHUTDOWN's arguments spell them; false for any other word.
+    pub fn add(&mut self, word: &[u8]) -> bool {
+        let flag = match word.to_ascii_lowercase().as_slice() {
+            b"save" => &mut self.save,
+            b"nosave" => &mut self.nosave,
+            b"now" => &mut self.now,
+            b"force" => &mut self.force,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+
+    /// Whether the final dump is made: with save points unless `nosave`, always with `save`
+    /// (Redis's `finishShutdown`).
+    pub fn saves(self, save_points: bool) -> bool {
+        self.save || (save_points && !self.nosave)
     }
 }
 

@@ -223,9 +223,10 @@ impl RunningServer {
         // `finishShutdown`: the replicas catch up, the dump records the offset they hold
         // (so after a restart they continue with a partial resync), then their links end.
         let now = flags.now || self.state.save.shutdown_now.load(Ordering::Acquire);
-        let limit = match now {
-            true => Duration::ZERO,
-            false => Duration::from_secs(u64::from(self.state.with_config(|c| c.shutdown_timeout))),
+        let limit = if now {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(u64::from(self.state.with_config(|c| c.shutdown_timeout)))
         };
         crate::replication::master::feed::settle_replicas(&self.state, limit).await;
         crate::persist::save::final_save(&self.state, flags);

@@ -410,17 +410,9 @@ fn role(ctx: &mut Ctx<'_>, _argv: &[Bytes]) -> CmdResult {
 fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
     let (mut flags, mut abort) = (ShutdownFlags::default(), false);
     for a in &argv[1..] {
-        if is(a, "nosave") {
-            flags.nosave = true;
-        } else if is(a, "save") {
-            flags.save = true;
-        } else if is(a, "now") {
-            flags.now = true;
-        } else if is(a, "force") {
-            flags.force = true;
-        } else if is(a, "abort") {
+        if is(a, "abort") {
             abort = true;
-        } else {
+        } else if !flags.add(a) {
             return Err(CmdError::Syntax);
         }
     }
@@ -433,8 +425,7 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
         return Err(CmdError::err("No shutdown in progress."));
     }
     tracing::warn!(client = ctx.sess.id, "user requested shutdown");
-    let points = ctx.srv.with_config(|c| !c.save.is_empty());
-    if flags.save || (points && !flags.nosave) {
+    if flags.saves(ctx.srv.with_config(|c| !c.save.is_empty())) {
         tracing::info!("Saving the final RDB snapshot before exiting.");
         match crate::persist::save::save_locked(ctx.srv, ctx.st) {
             Ok(_) => {

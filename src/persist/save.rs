@@ -448,7 +448,7 @@ pub fn final_save(srv: &ServerState, flags: ShutdownFlags) {
         resave_after_shutdown(srv);
         return;
     }
-    if flags.nosave || (!flags.save && srv.with_config(|c| c.save.is_empty())) {
+    if !flags.saves(srv.with_config(|c| !c.save.is_empty())) {
         return;
     }
     info!("Saving the final RDB snapshot before exiting.");
