@@ -211,6 +211,8 @@ pub struct ServerState {
     pub hot: HotConfig,
     /// Number of MONITOR clients (skips the monitor feed when zero).
     pub monitor_count: AtomicUsize,
+    /// Keeps the I/O thread polling between a busy client's requests.
+    pub idle_poll: crate::resp::idle_poll::IdlePoll,
     /// Current configuration (CONFIG SET changes it).
     pub config: RwLock<Config>,
     /// The data and the write path.
@@ -283,6 +285,7 @@ impl ServerState {
         let state = ServerState {
             hot: HotConfig::default(),
             monitor_count: AtomicUsize::new(0),
+            idle_poll: Default::default(),
             config: RwLock::new(config),
             engine,
             metrics: crate::metrics::Metrics::new(),
@@ -379,14 +382,20 @@ impl ServerState {
     /// MONITOR feed.
     pub fn after_command(
         &self,
-        sess: &Session,
+        sess: &mut Session,
         spec: &'static CommandSpec,
         argv: &[Bytes],
+        name: &'static str,
         usec: u64,
     ) {
         if let Some(info) = &sess.info {
-            if let Ok(mut c) = info.last_cmd.lock() {
-                *c = crate::cmd::server::full_name(spec, argv);
+            // Only a change takes the lock: a client repeating one command (a pipeline, a
+            // shipper) leaves the name CLIENT LIST shows as it is.
+            if !std::ptr::eq(name, sess.shown_cmd) {
+                if let Ok(mut c) = info.last_cmd.lock() {
+                    *c = name;
+                }
+                sess.shown_cmd = name;
             }
             info.db.store(sess.db, Ordering::Relaxed);
         }

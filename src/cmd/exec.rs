@@ -18,7 +18,7 @@ use super::blocking::Blocked;
 use super::reply::{c_str, CmdError, Reply};
 use super::server::full_name;
 use super::session::Session;
-use super::table::{flags, lookup, CommandSpec};
+use super::table::{flags, lookup, CmdMap, CmdName, CommandSpec};
 use super::{Argv, Origin};
 use crate::replication::wait::NOREPLICAS;
 use crate::replication::WriteStream;
@@ -78,7 +78,7 @@ pub struct EngineState {
     /// Counters.
     pub stats: EngineStats,
     /// `INFO commandstats`, by full command name.
-    pub cmdstats: ahash::AHashMap<&'static str, CmdStat>,
+    pub cmdstats: CmdMap<CmdStat>,
     /// `INFO errorstats`, by error code.
     pub errorstats: HashMap<String, u64>,
     /// Whether this server follows a master (no own expiry, READONLY for clients).
@@ -397,10 +397,10 @@ const MISCONF: &[u8] = b"MISCONF Redis is configured to save RDB snapshots, but 
 /// reply (and whether it must abort a surrounding MULTI).
 fn check(
     srv: &ServerState,
-    sess: &Session,
+    sess: &mut Session,
     argv: &[Bytes],
 ) -> Result<&'static CommandSpec, (Bytes, bool)> {
-    let Some(spec) = lookup(&argv[0]) else {
+    let Some(spec) = sess.lookup.lookup(&argv[0]) else {
         return Err((unknown_command(argv), true));
     };
     if !spec.arity_ok(argv.len()) {
@@ -557,7 +557,7 @@ pub fn execute_locked(
             });
             if let Some(spec) = known {
                 st.cmdstats
-                    .entry(full_name(spec, &argv))
+                    .entry(CmdName(full_name(spec, &argv)))
                     .or_default()
                     .rejected += 1;
             }
@@ -672,9 +672,9 @@ pub fn run_locked(
         st.tracking.record(name, took.as_nanos() as u64);
     }
     if sess.origin == Origin::Client && !matches!(reply, Reply::Error(_)) {
-        st.stats.resp_records += records_in(spec.name, argv.len());
+        st.stats.resp_records += records_in(spec, argv.len());
     }
-    let stat = st.cmdstats.entry(name).or_default();
+    let stat = st.cmdstats.entry(CmdName(name)).or_default();
     stat.calls += 1;
     stat.usec += usec;
     if let Reply::Error(e) = &reply {
@@ -682,17 +682,17 @@ pub fn run_locked(
         let e = e.clone();
         st.count_error(&e);
     }
-    srv.after_command(sess, spec, &argv, usec);
+    srv.after_command(sess, spec, &argv, name, usec);
     Outcome { reply, block }
 }
 
 /// Counts the log records a successful RESP write stored: one per pushed list element, one
 /// per hash written. Other writes are not records of a log shipper.
-fn records_in(command: &str, argc: usize) -> u64 {
-    match command {
-        "rpush" | "lpush" | "rpushx" | "lpushx" => argc.saturating_sub(2) as u64,
-        "hset" | "hmset" | "hsetnx" => 1,
-        _ => 0,
+fn records_in(spec: &CommandSpec, argc: usize) -> u64 {
+    if spec.has(flags::RECORD_PER_VALUE) {
+        argc.saturating_sub(2) as u64
+    } else {
+        u64::from(spec.has(flags::RECORD_ONE))
     }
 }
 
@@ -746,7 +746,7 @@ pub fn execute_batch(
             replies.push(Reply::Error(CmdError::ReadOnly.into_bytes()));
             continue;
         }
-        match check(srv, &sess, &argv) {
+        match check(srv, &mut sess, &argv) {
             Ok(spec) => {
                 let out = run_locked(srv, &mut st, &mut sess, spec, argv, false);
                 replies.push(out.reply);

@@ -23,11 +23,18 @@ use crate::store::{Entry, Hash, Value};
 
 /// Hash commands.
 pub static COMMANDS: &[CommandSpec] = &[
-    command!("hset", -4, WRITE | DENYOOM | FAST, (1, 1, 1), "hash", hset),
+    command!(
+        "hset",
+        -4,
+        WRITE | DENYOOM | FAST | RECORD_ONE,
+        (1, 1, 1),
+        "hash",
+        hset
+    ),
     command!(
         "hmset",
         -4,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | RECORD_ONE,
         (1, 1, 1),
         "hash",
         hmset
@@ -35,7 +42,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "hsetnx",
         4,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | RECORD_ONE,
         (1, 1, 1),
         "hash",
         hsetnx

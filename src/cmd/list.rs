@@ -28,7 +28,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "lpush",
         -3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | RECORD_PER_VALUE,
         (1, 1, 1),
         "list",
         lpush
@@ -36,7 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "rpush",
         -3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | RECORD_PER_VALUE,
         (1, 1, 1),
         "list",
         rpush
@@ -44,7 +44,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "lpushx",
         -3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | RECORD_PER_VALUE,
         (1, 1, 1),
         "list",
         lpushx
@@ -52,7 +52,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     command!(
         "rpushx",
         -3,
-        WRITE | DENYOOM | FAST,
+        WRITE | DENYOOM | FAST | RECORD_PER_VALUE,
         (1, 1, 1),
         "list",
         rpushx

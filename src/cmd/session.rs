@@ -74,6 +74,10 @@ pub struct Session {
     pub replica_hs: Option<Box<crate::replication::master::Handshake>>,
     /// Set by SYNC/PSYNC: the connection hands its socket to the master side.
     pub sync: Option<crate::replication::master::SyncRequest>,
+    /// The command this session looked up last.
+    pub lookup: super::table::LookupCache,
+    /// The command name last given to CLIENT LIST (`info.last_cmd`) by `after_command`.
+    pub shown_cmd: &'static str,
 }
 
 impl Session {
@@ -107,6 +111,8 @@ impl Session {
             woff: 0,
             replica_hs: None,
             sync: None,
+            lookup: Default::default(),
+            shown_cmd: "NULL",
         }
     }
 
@@ -135,6 +141,8 @@ impl Session {
             woff: 0,
             replica_hs: None,
             sync: None,
+            lookup: Default::default(),
+            shown_cmd: "NULL",
         }
     }
 

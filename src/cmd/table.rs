@@ -49,6 +49,11 @@ pub mod flags {
     pub const MAY_REPLICATE: u32 = 1 << 15;
     /// Not queued by MULTI: runs immediately (EXEC, DISCARD, MULTI, WATCH, QUIT, RESET).
     pub const TXN_CONTROL: u32 = 1 << 16;
+    /// kura's own: stores one log record per value after the key (RPUSH and the pushes), for
+    /// the ingest counters.
+    pub const RECORD_PER_VALUE: u32 = 1 << 17;
+    /// kura's own: stores one log record (a record hash, as fluent-plugin-redis writes it).
+    pub const RECORD_ONE: u32 = 1 << 18;
 
     /// Redis's names for the flags, in `COMMAND INFO` order.
     pub const NAMES: &[(u32, &str)] = &[
@@ -123,6 +128,57 @@ impl CommandSpec {
     }
 }
 
+/// A command's full name (`get`, `config|get`) as the key of the per-command counters that
+/// are updated after every command.
+///
+/// The names counted come from the table (`full_name`), so a hit is almost always the very
+/// same string: equality tries the address before the bytes, and the hash reads three bytes
+/// and the length instead of the whole name (they tell the table's names well apart).
+#[derive(Debug, Clone, Copy, PartialOrd, Ord)]
+pub struct CmdName(pub &'static str);
+
+impl PartialEq for CmdName {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for CmdName {}
+
+impl std::hash::Hash for CmdName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let b = self.0.as_bytes();
+        let at = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+        let n = b.len();
+        state.write_u64(n as u64 | at(0) << 8 | at(n / 2) << 16 | at(n.wrapping_sub(1)) << 24);
+    }
+}
+
+/// Mixes the one word [`CmdName`] hashes (a multiplicative hash: the word is already
+/// distinct per name, it only needs spreading over the table's bits).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CmdNameHasher(u64);
+
+impl std::hash::Hasher for CmdNameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// Per-command values keyed by [`CmdName`].
+pub type CmdMap<V> =
+    std::collections::HashMap<CmdName, V, std::hash::BuildHasherDefault<CmdNameHasher>>;
+
 /// Builds a [`CommandSpec`] tersely.
 #[macro_export]
 macro_rules! command {
@@ -195,7 +251,77 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     table().get(s).copied()
 }
 
+/// The command a session looked up last, by the bytes its client sent: a pipelining client
+/// repeats one name, and comparing those bytes costs less than lowercasing and hashing them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LookupCache {
+    name: [u8; LookupCache::MAX],
+    len: usize,
+    spec: Option<&'static CommandSpec>,
+}
+
+impl LookupCache {
+    /// Longest name remembered (every command name fits).
+    const MAX: usize = 24;
+
+    /// Finds a command by name as [`lookup`] does, remembering it for the next call.
+    pub fn lookup(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
+        if let Some(spec) = self.spec {
+            if self.name.get(..name.len()) == Some(name) && name.len() == self.len {
+                return Some(spec);
+            }
+        }
+        let spec = lookup(name)?;
+        if let Some(slot) = self.name.get_mut(..name.len()) {
+            slot.copy_from_slice(name);
+            self.len = name.len();
+            self.spec = Some(spec);
+        }
+        Some(spec)
+    }
+}
+
 /// Iterates every command.
 pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     table().values().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_name_is_one_key_whatever_its_address() {
+        let owned: &'static str = Box::leak(String::from("config|get").into_boxed_str());
+        let mut m: CmdMap<u32> = CmdMap::default();
+        *m.entry(CmdName("config|get")).or_default() += 1;
+        *m.entry(CmdName(owned)).or_default() += 1;
+        *m.entry(CmdName("config|set")).or_default() += 1;
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[&CmdName("config|get")], 2);
+        // Every name in the table is its own key.
+        let names: Vec<&'static str> = all()
+            .flat_map(|c| std::iter::once(c.name).chain(c.subcommands.iter().copied()))
+            .collect();
+        let keys: CmdMap<()> = names.iter().map(|n| (CmdName(n), ())).collect();
+        assert_eq!(keys.len(), names.len());
+    }
+
+    #[test]
+    fn the_lookup_cache_answers_as_lookup_does() {
+        let mut cache = LookupCache::default();
+        for name in ["GET", "get", "GeT", "set", "get", "nosuch", "get", "SET"] {
+            let want = lookup(name.as_bytes()).map(|c| c.name);
+            assert_eq!(
+                cache.lookup(name.as_bytes()).map(|c| c.name),
+                want,
+                "{name}"
+            );
+        }
+        let long = [b'a'; 40];
+        assert!(cache.lookup(&long).is_none());
+        assert_eq!(cache.lookup(b"get").map(|c| c.name), Some("get"));
+        // A prefix of the remembered name is another name.
+        assert!(cache.lookup(b"ge").is_none());
+    }
 }

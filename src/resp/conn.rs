@@ -78,6 +78,9 @@ struct Conn {
     /// (written, or fsynced with `appendfsync always`), as Redis replies only after its
     /// `beforeSleep` has flushed the AOF.
     aof_due: u64,
+    /// The requests decoded from the input and not run yet, kept between batches so a
+    /// pipelining client's queue is allocated once, not grown again for every batch.
+    queue: VecDeque<Argv>,
 }
 
 /// Serves one client until it disconnects, is killed, or the server shuts down. `drain` is
@@ -107,6 +110,7 @@ pub async fn serve(
         obuf_limit: OutputLimitState::default(),
         may_have_pushes: false,
         aof_due: 0,
+        queue: VecDeque::new(),
     };
     let result = conn.run(&mut shutdown).await;
     if let Err(Close::Replica) = result {
@@ -317,7 +321,7 @@ impl Conn {
     /// only while a blocking command waits), so a pipelined batch costs one lock, not one
     /// per command, and is applied as a unit, as Redis's single thread would.
     async fn process_input(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), Close> {
-        let mut queue: VecDeque<Argv> = VecDeque::new();
+        let mut queue = std::mem::take(&mut self.queue);
         let mut protocol_error = None;
         let mut pipelined = false;
         loop {
@@ -342,6 +346,7 @@ impl Conn {
                 break;
             }
             pipelined |= queue.len() > 1;
+            self.srv.idle_poll.note_batch();
             let now = self.srv.clock.now_ms();
             self.info.last_active_ms.store(now, Ordering::Relaxed);
             self.sess.batch_now_ms = now;
@@ -424,6 +429,8 @@ impl Conn {
             self.inbuf = BytesMut::new();
         }
         self.info.qbuf.store(self.inbuf.len(), Ordering::Relaxed);
+        // Empty here: every request decoded ran (the loop ends on an empty queue).
+        self.queue = queue;
         self.await_aof().await;
         if pipelined && !self.out.is_empty() {
             // Let the other clients with input run their batches first, so replies leave in

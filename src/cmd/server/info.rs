@@ -616,11 +616,11 @@ fn cpu() -> String {
 }
 
 fn commandstats(ctx: &Ctx<'_>) -> String {
-    let mut names: Vec<&'static str> = ctx.st.cmdstats.keys().copied().collect();
-    names.sort();
+    let mut stats: Vec<_> = ctx.st.cmdstats.iter().collect();
+    stats.sort_by_key(|(name, _)| name.0);
     let mut s = String::new();
-    for name in names {
-        let c = &ctx.st.cmdstats[name];
+    for (name, c) in stats {
+        let name = name.0;
         if c.calls == 0 && c.failed == 0 && c.rejected == 0 {
             continue;
         }

@@ -13,7 +13,7 @@ use crate::cmd::args::int;
 use crate::cmd::exec::Ctx;
 use crate::cmd::reply::{CmdError, CmdResult, Reply};
 use crate::cmd::session::Session;
-use crate::cmd::table::{flags, CommandSpec};
+use crate::cmd::table::{flags, CmdMap, CmdName, CommandSpec};
 use crate::state::ServerState;
 
 /// Most arguments an entry keeps (`SLOWLOG_ENTRY_MAX_ARGC`).
@@ -84,7 +84,7 @@ impl Tracking {
     /// Adds one call's latency to its command's histogram (`updateCommandLatencyHistogram`,
     /// in nanoseconds as Redis records them: sub-microsecond commands keep their values).
     pub fn record(&mut self, name: &'static str, ns: u64) {
-        self.latency.entry(name).or_default().record(ns);
+        self.latency.entry(CmdName(name)).or_default().record(ns);
     }
 }
 
@@ -399,7 +399,7 @@ impl Rates {
 #[derive(Debug, Default)]
 pub struct Tracking {
     /// Latency histogram by full command name.
-    latency: ahash::AHashMap<&'static str, Histogram>,
+    latency: CmdMap<Histogram>,
     ops: Rates,
     input: Rates,
     output: Rates,
@@ -436,7 +436,7 @@ impl Tracking {
 
     /// Returns each command's latency histogram, by name.
     pub fn latencies(&self) -> Vec<(&str, &Histogram)> {
-        let mut v: Vec<(&str, &Histogram)> = self.latency.iter().map(|(k, h)| (*k, h)).collect();
+        let mut v: Vec<(&str, &Histogram)> = self.latency.iter().map(|(k, h)| (k.0, h)).collect();
         v.sort_by(|a, b| a.0.cmp(b.0));
         v
     }
@@ -509,7 +509,7 @@ pub fn latency_cmd(ctx: &mut Ctx<'_>, argv: &[Bytes]) -> CmdResult {
                     .iter()
                     .filter_map(|a| {
                         let name = String::from_utf8_lossy(a).to_ascii_lowercase();
-                        let h = t.latency.get(name.as_str())?;
+                        let h = t.latency.iter().find(|(k, _)| k.0 == name)?.1;
                         Some((Reply::BulkStr(name), cdf(h)))
                     })
                     .collect()
