@@ -172,7 +172,6 @@ impl Server {
         }
         crate::replication::replica::start_at_start(&state);
         tokio::spawn(crate::cron::run(state.clone(), drain_tx.clone()));
-        tokio::spawn(idle_poll(state.clone()));
         info!(addrs = ?resp_addrs, "ready to accept connections tcp");
         let shutdown_rx = state.shutdown_tx.subscribe();
         Ok(RunningServer {
@@ -234,15 +233,6 @@ impl RunningServer {
         crate::replication::master::feed::release_replicas(&self.state, RELEASE_WAIT).await;
         crate::persist::aof::rewrite::stop(&self.state);
         info!("kura is now ready to exit, bye bye");
-    }
-}
-
-/// Runs the RESP door's idle polling until shutdown.
-async fn idle_poll(state: Arc<ServerState>) {
-    let mut shutdown = state.shutdown_tx.subscribe();
-    tokio::select! {
-        _ = state.idle_poll.run() => {}
-        _ = shutdown.changed() => {}
     }
 }
 

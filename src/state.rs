@@ -211,8 +211,6 @@ pub struct ServerState {
     pub hot: HotConfig,
     /// Number of MONITOR clients (skips the monitor feed when zero).
     pub monitor_count: AtomicUsize,
-    /// Keeps the I/O thread polling between a busy client's requests.
-    pub idle_poll: crate::resp::idle_poll::IdlePoll,
     /// Current configuration (CONFIG SET changes it).
     pub config: RwLock<Config>,
     /// The data and the write path.
@@ -285,7 +283,6 @@ impl ServerState {
         let state = ServerState {
             hot: HotConfig::default(),
             monitor_count: AtomicUsize::new(0),
-            idle_poll: Default::default(),
             config: RwLock::new(config),
             engine,
             metrics: crate::metrics::Metrics::new(),

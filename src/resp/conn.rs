@@ -346,7 +346,6 @@ impl Conn {
                 break;
             }
             pipelined |= queue.len() > 1;
-            self.srv.idle_poll.note_batch();
             let now = self.srv.clock.now_ms();
             self.info.last_active_ms.store(now, Ordering::Relaxed);
             self.sess.batch_now_ms = now;

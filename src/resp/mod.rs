@@ -6,7 +6,6 @@
 pub mod conn;
 pub mod decode;
 pub mod encode;
-pub mod idle_poll;
 
 pub use decode::{DecodeError, RequestDecoder};
 pub use encode::Protocol;
