@@ -267,7 +267,7 @@ impl LookupCache {
     /// Finds a command by name as [`lookup`] does, remembering it for the next call.
     pub fn lookup(&mut self, name: &[u8]) -> Option<&'static CommandSpec> {
         if let Some(spec) = self.spec {
-            if self.name.get(..name.len()) == Some(name) && name.len() == self.len {
+            if self.name.get(..self.len) == Some(name) {
                 return Some(spec);
             }
         }
